@@ -1,0 +1,130 @@
+//! Command-line arguments. Flags and environment variables feed the same
+//! core parser ([`resize_core::Recipe::from_lookup`]); a flag wins over its
+//! variable.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+const AFTER_HELP: &str = "\
+Examples:
+  # The 2019 deployment's job, on a local folder:
+  resize-cli --sizes 360,720,1200,2200 --out site/ photos/
+
+  # JPEG and WebP twins, outputs for original/... going to resized/...:
+  resize-cli --formats jpeg,webp --replace original:resized --out out/ bucket-copy/
+
+  # What would be written, as JSON, without writing anything:
+  resize-cli --dry-run --json --out out/ photos/
+
+Each file's path relative to its INPUT directory (for a file argument, its
+name) is its key; outputs are written to OUT/<output key>, by default
+{dir}/{stem}-{width}.{ext}. Widths wider than a photo are skipped, never
+upscaled. Variants newer than their source are kept unless --force.
+
+Every flag can also be given as an environment variable (SIZES, FORMATS,
+JPEG_QUALITY, WEBP_QUALITY, REPLACEMENTS, KEY_TEMPLATE, UPSCALE, BACKGROUND,
+MAX_INPUT_BYTES, MAX_PIXELS); flags win.
+
+Exit status: 0 all images succeeded, 1 some image failed (the others are
+still written), 2 usage error.";
+
+/// Turn photos into every size and format a website needs.
+#[derive(Debug, Parser)]
+#[command(name = "resize-cli", version, about, after_help = AFTER_HELP)]
+pub struct Args {
+    /// Image files or directories (searched recursively).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Directory the variants are written under.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Output widths in pixels, comma-separated [env: SIZES] [default: 360,720,1200,2200].
+    #[arg(long, value_name = "LIST")]
+    pub sizes: Option<String>,
+
+    /// Output formats: jpeg, webp, png [env: FORMATS] [default: jpeg].
+    #[arg(long, value_name = "LIST")]
+    pub formats: Option<String>,
+
+    /// JPEG quality, 1-100 [env: JPEG_QUALITY] [default: 85].
+    #[arg(long, value_name = "N")]
+    pub jpeg_quality: Option<String>,
+
+    /// Lossy WebP quality, 1-100 [env: WEBP_QUALITY] [default: 80].
+    #[arg(long, value_name = "N")]
+    pub webp_quality: Option<String>,
+
+    /// Replace a leading key prefix, e.g. original:resized (repeatable) [env: REPLACEMENTS].
+    #[arg(long = "replace", value_name = "FROM:TO")]
+    pub replace: Vec<String>,
+
+    /// Output key template [env: KEY_TEMPLATE] [default: {dir}/{stem}-{width}.{ext}].
+    #[arg(long, value_name = "TEMPLATE")]
+    pub key_template: Option<String>,
+
+    /// Widths wider than the source: skip, or source (one output at the source width) [env: UPSCALE].
+    #[arg(long, value_name = "POLICY")]
+    pub upscale: Option<String>,
+
+    /// Background behind transparency in JPEG, #rrggbb [env: BACKGROUND] [default: #ffffff].
+    #[arg(long, value_name = "COLOUR")]
+    pub background: Option<String>,
+
+    /// Largest source file in bytes [env: MAX_INPUT_BYTES] [default: 67108864].
+    #[arg(long, value_name = "BYTES")]
+    pub max_input_bytes: Option<String>,
+
+    /// Largest source in pixels [env: MAX_PIXELS] [default: 100000000].
+    #[arg(long, value_name = "PIXELS")]
+    pub max_pixels: Option<String>,
+
+    /// Print the summary as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Plan only: read headers and list the variants, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Rebuild variants even when they are newer than their source.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Images processed at once (each decoded image holds its full pixels) [default: number of CPUs].
+    #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+
+    /// No progress bar or per-image lines; only the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl Args {
+    /// The value of setting `name`: the flag if given, else the environment.
+    pub fn setting(&self, name: &str) -> Option<String> {
+        let flag = match name {
+            "SIZES" => self.sizes.clone(),
+            "FORMATS" => self.formats.clone(),
+            "JPEG_QUALITY" => self.jpeg_quality.clone(),
+            "WEBP_QUALITY" => self.webp_quality.clone(),
+            "REPLACEMENTS" => (!self.replace.is_empty()).then(|| self.replace.join(",")),
+            "KEY_TEMPLATE" => self.key_template.clone(),
+            "UPSCALE" => self.upscale.clone(),
+            "BACKGROUND" => self.background.clone(),
+            "MAX_INPUT_BYTES" => self.max_input_bytes.clone(),
+            "MAX_PIXELS" => self.max_pixels.clone(),
+            _ => None,
+        };
+        flag.or_else(|| std::env::var(name).ok())
+    }
+
+    /// Worker threads for images.
+    pub fn jobs(&self) -> usize {
+        self.jobs
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}

@@ -1,0 +1,134 @@
+//! The core's `Storage` over the file system: sources are read where the
+//! walk found them, variants are written under the output root atomically
+//! (temporary file in the same directory, then rename).
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Component, Path, PathBuf};
+
+use resize_core::storage::BoxError;
+use resize_core::{Object, Storage, StorageError};
+
+use crate::walk::SourceFile;
+
+/// Prefix of the temporary files; stale ones (from a killed run) are
+/// removed when the next run starts.
+const TEMP_PREFIX: &str = ".resize-tmp-";
+
+pub fn is_temp_name(name: &OsStr) -> bool {
+    name.to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX))
+}
+
+pub struct FsStorage {
+    out: PathBuf,
+    sources: HashMap<String, PathBuf>,
+    /// Canonical paths of every source, which no output may replace.
+    source_paths: HashSet<PathBuf>,
+}
+
+impl FsStorage {
+    pub fn new(out: &Path, files: &[SourceFile], dry_run: bool) -> anyhow::Result<FsStorage> {
+        if !dry_run {
+            fs::create_dir_all(out)?;
+        }
+        let out = fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
+        if !dry_run {
+            remove_stale_temps(&out);
+        }
+        Ok(FsStorage {
+            sources: files.iter().map(|f| (f.key.clone(), f.path.clone())).collect(),
+            source_paths: files
+                .iter()
+                .filter_map(|f| fs::canonicalize(&f.path).ok())
+                .collect(),
+            out,
+        })
+    }
+
+    /// The path of `key` under the output root; `None` for a key that
+    /// would leave it (the core refuses such keys already).
+    fn out_path(&self, key: &str) -> Option<PathBuf> {
+        let rel = Path::new(key);
+        rel.components()
+            .all(|c| matches!(c, Component::Normal(_)))
+            .then(|| self.out.join(rel))
+    }
+}
+
+impl Storage for FsStorage {
+    fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        let path = self
+            .sources
+            .get(key)
+            .ok_or_else(|| StorageError::NotFound(key.to_owned()))?;
+        fs::read(path).map_err(|e| io_error(e, key, "read"))
+    }
+
+    fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
+        let path = self.out_path(key).ok_or_else(|| StorageError::Permanent {
+            message: format!("key `{key}` would leave the output directory"),
+            source: None,
+        })?;
+        let parent = path.parent().unwrap_or(&self.out);
+        fs::create_dir_all(parent).map_err(|e| io_error(e, key, "create directory for"))?;
+        let target = fs::canonicalize(parent).map(|p| p.join(path.file_name().unwrap_or_default()));
+        if target.is_ok_and(|t| self.source_paths.contains(&t)) {
+            return Err(StorageError::Permanent {
+                message: format!("refusing to overwrite source file `{}`", path.display()),
+                source: None,
+            });
+        }
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(parent)
+            .map_err(|e| io_error(e, key, "create temporary file for"))?;
+        tmp.write_all(object.bytes)
+            .and_then(|()| tmp.as_file().sync_data())
+            .map_err(|e| io_error(e, key, "write"))?;
+        tmp.persist(&path)
+            .map_err(|e| io_error(e.error, key, "rename into place"))?;
+        Ok(())
+    }
+
+    fn is_current(&self, source: &str, variant: &str) -> Result<bool, StorageError> {
+        let (Some(src), Some(var)) = (self.sources.get(source), self.out_path(variant)) else {
+            return Ok(false);
+        };
+        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified());
+        match (modified(src), modified(&var)) {
+            (Ok(s), Ok(v)) => Ok(v >= s),
+            _ => Ok(false),
+        }
+    }
+}
+
+fn io_error(e: std::io::Error, key: &str, what: &str) -> StorageError {
+    let message = format!("cannot {what} `{key}`: {e}");
+    let source: Option<BoxError> = Some(Box::new(e));
+    match source
+        .as_deref()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .map(|e| e.kind())
+    {
+        Some(ErrorKind::NotFound) => StorageError::NotFound(key.to_owned()),
+        Some(ErrorKind::Interrupted | ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+            StorageError::Transient { message, source }
+        }
+        _ => StorageError::Permanent { message, source },
+    }
+}
+
+/// Deletes temporary files a killed run left under `root`.
+fn remove_stale_temps(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            remove_stale_temps(&entry.path());
+        } else if ft.is_file() && is_temp_name(&entry.file_name()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}

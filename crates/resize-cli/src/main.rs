@@ -1,0 +1,141 @@
+//! `resize-cli`: turn folders of photos into every size and format a website
+//! needs, with the same recipe and key rules as the Lambda.
+//!
+//! This crate is glue: it walks directories, implements the core's
+//! `Storage` trait over the file system, runs jobs on worker threads and
+//! prints a summary. All image and key logic lives in `resize-core`.
+
+mod args;
+mod fs_storage;
+mod report;
+mod walk;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use resize_core::{JobOptions, Recipe};
+
+use crate::args::Args;
+use crate::fs_storage::FsStorage;
+use crate::report::{ImageLine, Summary};
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            // clap prints help/version to stdout with exit 0, usage errors with 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(&args) {
+        Ok(summary) => {
+            if summary.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(e)) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Failure {
+    /// Bad settings or paths: exit code 2.
+    Usage(anyhow::Error),
+    /// Anything else that stops the whole run.
+    Other(anyhow::Error),
+}
+
+fn run(args: &Args) -> Result<Summary, Failure> {
+    let started = Instant::now();
+    let recipe = Recipe::from_lookup(|name| args.setting(name))
+        .map_err(|e| Failure::Usage(anyhow::Error::new(e).context("invalid settings")))?;
+    let walked = walk::walk(&args.inputs, &args.out).map_err(Failure::Usage)?;
+    let storage = FsStorage::new(&args.out, &walked.files, args.dry_run)
+        .context("cannot prepare the output directory")
+        .map_err(Failure::Usage)?;
+
+    let keys: Vec<&str> = walked.files.iter().map(|f| f.key.as_str()).collect();
+    let progress = report::Progress::new(keys.len() as u64, std::io::stderr().is_terminal() && !args.quiet);
+    let lines: Mutex<Vec<ImageLine>> = Mutex::new(Vec::with_capacity(keys.len()));
+    let next = AtomicUsize::new(0);
+    let jobs = args.jobs().min(keys.len().max(1));
+    let options = JobOptions { force: args.force };
+
+    // Images run on `jobs` plain worker threads, so at most `jobs` images
+    // are decoded at once; each image's sizes are rendered in parallel on
+    // rayon's pool, which these threads only wait on and never steal from.
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(key) = keys.get(i) else { break };
+                let line = if args.dry_run {
+                    report::dry_run(&storage, &recipe, key, options)
+                } else {
+                    contain(key, || resize_core::run_job(&storage, &recipe, key, options))
+                };
+                progress.image_done(&line);
+                lines
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            });
+        }
+    });
+    progress.finish();
+
+    let mut lines = lines
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    lines.extend(walked.errors);
+    lines.sort_by(|a, b| a.key.cmp(&b.key));
+    let summary = Summary::new(lines, started.elapsed(), args.dry_run);
+    summary.print(args.json).map_err(Failure::Other)?;
+    Ok(summary)
+}
+
+/// Runs one job, turning a panic inside a codec into that image's failure
+/// so the rest of the batch still runs.
+fn contain(key: &str, job: impl FnOnce() -> resize_core::Report) -> ImageLine {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+        Ok(report) => ImageLine::from_report(report),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            ImageLine::failed(key, format!("internal error while processing (panic: {msg})"))
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Whether `path` is `root` or inside it (both canonical).
+pub(crate) fn is_within(path: &Path, root: &Path) -> bool {
+    path.starts_with(root)
+}

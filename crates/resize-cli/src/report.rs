@@ -1,0 +1,333 @@
+//! Per-image lines, the progress display and the end-of-run summary.
+
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use resize_core::{JobOptions, Outcome, Recipe, Report, Storage};
+use serde::Serialize;
+
+/// What happened to one key, as printed and summarised.
+#[derive(Debug, Serialize)]
+pub struct ImageLine {
+    pub key: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub bytes_in: u64,
+    pub variants: Vec<Variant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Written,
+    Planned,
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Variant {
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+    pub format: String,
+    /// Encoded size; absent in a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+impl ImageLine {
+    pub fn failed(key: &str, reason: String) -> ImageLine {
+        ImageLine {
+            key: key.to_owned(),
+            status: Status::Failed,
+            reason: Some(reason),
+            bytes_in: 0,
+            variants: Vec::new(),
+        }
+    }
+
+    pub fn from_report(report: Report) -> ImageLine {
+        let mut line = ImageLine {
+            key: report.key,
+            status: Status::Written,
+            reason: None,
+            bytes_in: report.bytes_in,
+            variants: Vec::new(),
+        };
+        match report.outcome {
+            Outcome::Written(vs) => {
+                line.variants = vs
+                    .into_iter()
+                    .map(|v| Variant {
+                        key: v.key,
+                        width: v.width,
+                        height: v.height,
+                        format: v.format.to_string(),
+                        bytes: Some(v.bytes),
+                    })
+                    .collect();
+            }
+            Outcome::Skipped(skip) => {
+                line.status = Status::Skipped;
+                line.reason = Some(skip.to_string());
+            }
+            Outcome::Failed(e) => {
+                line.status = Status::Failed;
+                line.reason = Some(error_chain(&e));
+            }
+            // `Outcome` is non-exhaustive; a new kind is reported, not lost.
+            #[allow(unreachable_patterns)]
+            other => {
+                line.status = Status::Failed;
+                line.reason = Some(format!("{other:?}"));
+            }
+        }
+        line
+    }
+
+    fn bytes_out(&self) -> u64 {
+        self.variants.iter().filter_map(|v| v.bytes).sum()
+    }
+}
+
+/// The error and its causes, `: `-joined (like anyhow's `{:#}`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let msg = c.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Plans one key without writing: reads the header, lists the variants.
+pub fn dry_run(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOptions) -> ImageLine {
+    let source = match recipe.source_key(key) {
+        Ok(s) => s,
+        Err(skip) => {
+            return ImageLine {
+                key: key.to_owned(),
+                status: Status::Skipped,
+                reason: Some(skip.to_string()),
+                bytes_in: 0,
+                variants: Vec::new(),
+            }
+        }
+    };
+    let bytes = match storage.get(key) {
+        Ok(b) => b,
+        Err(e) => return ImageLine::failed(key, error_chain(&e)),
+    };
+    let probe = match resize_core::probe(&bytes, recipe.limits()) {
+        Ok(p) => p,
+        Err(e) => return ImageLine::failed(key, error_chain(&e)),
+    };
+    let planned = match resize_core::plan_outputs(recipe, &source, &probe) {
+        Ok(p) => p,
+        Err(e) => return ImageLine::failed(key, error_chain(&e)),
+    };
+    let mut line = ImageLine {
+        key: key.to_owned(),
+        status: Status::Planned,
+        reason: None,
+        bytes_in: bytes.len() as u64,
+        variants: Vec::new(),
+    };
+    if planned.is_empty() {
+        line.status = Status::Skipped;
+        line.reason = Some(resize_core::Skip::TooNarrow { width: probe.width }.to_string());
+        return line;
+    }
+    let all_current = !options.force
+        && planned
+            .iter()
+            .all(|p| storage.is_current(key, &p.key).unwrap_or(false));
+    if all_current {
+        line.status = Status::Skipped;
+        line.reason = Some(resize_core::Skip::UpToDate.to_string());
+        return line;
+    }
+    line.variants = planned
+        .into_iter()
+        .map(|p| Variant {
+            key: p.key,
+            width: p.width,
+            height: p.height,
+            format: p.format.to_string(),
+            bytes: None,
+        })
+        .collect();
+    line
+}
+
+/// A progress bar on a terminal, plain lines on stderr otherwise.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    pub fn new(total: u64, terminal: bool) -> Progress {
+        let bar = terminal.then(|| {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) =
+                ProgressStyle::with_template("{bar:40} {pos}/{len} images {elapsed} {wide_msg}")
+            {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Progress { bar }
+    }
+
+    pub fn image_done(&self, line: &ImageLine) {
+        match &self.bar {
+            Some(bar) => {
+                if line.status == Status::Failed {
+                    bar.println(format!(
+                        "FAIL {}: {}",
+                        line.key,
+                        line.reason.as_deref().unwrap_or("")
+                    ));
+                }
+                bar.set_message(line.key.clone());
+                bar.inc(1);
+            }
+            None => {
+                let text = match line.status {
+                    Status::Written => format!("ok   {} ({} variants)", line.key, line.variants.len()),
+                    Status::Planned => format!("plan {} ({} variants)", line.key, line.variants.len()),
+                    Status::Skipped => format!("skip {}: {}", line.key, line.reason.as_deref().unwrap_or("")),
+                    Status::Failed => format!("FAIL {}: {}", line.key, line.reason.as_deref().unwrap_or("")),
+                };
+                // Progress lines are best effort; a closed stderr must not stop the run.
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The end-of-run summary; `--json` prints it as one document.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub dry_run: bool,
+    pub images: usize,
+    pub images_written: usize,
+    pub images_skipped: usize,
+    pub images_failed: usize,
+    pub variants_written: usize,
+    pub variants_planned: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub seconds: f64,
+    pub failed: Vec<Reason>,
+    pub skipped: Vec<Reason>,
+    pub results: Vec<ImageLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Reason {
+    pub key: String,
+    pub reason: String,
+}
+
+impl Summary {
+    pub fn new(results: Vec<ImageLine>, elapsed: Duration, dry_run: bool) -> Summary {
+        let count = |s: Status| results.iter().filter(|l| l.status == s).count();
+        let reasons = |s: Status| -> Vec<Reason> {
+            results
+                .iter()
+                .filter(|l| l.status == s)
+                .map(|l| Reason {
+                    key: l.key.clone(),
+                    reason: l.reason.clone().unwrap_or_default(),
+                })
+                .collect()
+        };
+        let variants = |s: Status| -> usize {
+            results
+                .iter()
+                .filter(|l| l.status == s)
+                .map(|l| l.variants.len())
+                .sum()
+        };
+        Summary {
+            dry_run,
+            images: results.len(),
+            images_written: count(Status::Written),
+            images_skipped: count(Status::Skipped),
+            images_failed: count(Status::Failed),
+            variants_written: variants(Status::Written),
+            variants_planned: variants(Status::Planned),
+            bytes_in: results.iter().map(|l| l.bytes_in).sum(),
+            bytes_out: results.iter().map(ImageLine::bytes_out).sum(),
+            seconds: elapsed.as_secs_f64(),
+            failed: reasons(Status::Failed),
+            skipped: reasons(Status::Skipped),
+            results,
+        }
+    }
+
+    pub fn print(&self, json: bool) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if json {
+            serde_json::to_writer_pretty(&mut out, self)?;
+            writeln!(out)?;
+        } else {
+            let verb = if self.dry_run { "planned" } else { "written" };
+            writeln!(
+                out,
+                "{} images: {} {verb}, {} skipped, {} failed; {} variants {verb}; {} in, {} out; {:.2} s",
+                self.images,
+                if self.dry_run {
+                    self.images - self.images_skipped - self.images_failed
+                } else {
+                    self.images_written
+                },
+                self.images_skipped,
+                self.images_failed,
+                if self.dry_run {
+                    self.variants_planned
+                } else {
+                    self.variants_written
+                },
+                human(self.bytes_in),
+                human(self.bytes_out),
+                self.seconds
+            )?;
+            for f in &self.failed {
+                writeln!(out, "failed: {}: {}", f.key, f.reason)?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

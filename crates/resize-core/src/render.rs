@@ -1,0 +1,387 @@
+//! Bytes in, renditions out: limits, decoding, orientation, colour, SIMD
+//! resizing and encoding.
+//!
+//! The source is decoded once. Each output is resized from the full image
+//! in the stored orientation and only then rotated, so rotations touch
+//! small buffers. Colour is converted to sRGB on the small buffers too; no
+//! metadata is ever copied, since outputs are encoded from pixels alone.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use fast_image_resize as fir;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader};
+use moxcms::{ColorProfile, DataColorSpace, Layout, TransformExecutor, TransformOptions};
+use rayon::prelude::*;
+
+use crate::error::RenderError;
+use crate::geometry::{self, Size};
+use crate::recipe::{Format, Limits, Recipe, Rgb};
+
+/// One encoded output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendition {
+    /// Width in pixels, exactly as requested (or the source width).
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The encoding.
+    pub format: Format,
+    /// The encoded file.
+    pub bytes: Vec<u8>,
+}
+
+impl Rendition {
+    /// The `Content-Type` to store the bytes with.
+    pub fn content_type(&self) -> &'static str {
+        self.format.content_type()
+    }
+}
+
+/// What the header says, read without decoding pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The container format, lowercase (`jpeg`, `png`, …).
+    pub format: &'static str,
+    /// Width after EXIF orientation.
+    pub width: u32,
+    /// Height after EXIF orientation.
+    pub height: u32,
+    /// The EXIF orientation, 1..=8.
+    pub exif_orientation: u8,
+}
+
+/// Reads the header only: format, oriented size, orientation. Checks the
+/// byte and pixel limits; allocates nothing in proportion to the pixels.
+pub fn probe(bytes: &[u8], limits: Limits) -> Result<Probe, RenderError> {
+    let (probe, _) = open(bytes, limits)?;
+    Ok(probe)
+}
+
+/// The sizes `recipe` makes from a source of the probed (oriented) size.
+/// Empty when the source is narrower than every width under `Upscale::Skip`.
+pub fn plan(recipe: &Recipe, probe: &Probe) -> Vec<Size> {
+    geometry::target_sizes(probe.width, probe.height, recipe.widths(), recipe.upscale())
+}
+
+/// Decodes `bytes` once and makes every rendition the recipe asks for:
+/// each planned size in each format, sizes ascending, formats in recipe
+/// order. An empty list means the source is narrower than every width.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use resize_core::{render, Recipe, Format};
+/// # let mut png = Vec::new();
+/// # image::RgbImage::from_pixel(800, 600, image::Rgb([200, 30, 30]))
+/// #     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+/// let recipe = Recipe::from_lookup(|n| (n == "SIZES").then(|| "360,720,1200".into()))?;
+/// let out = render(&png, &recipe)?;
+/// // 1200 is wider than the 800 px source, so it is skipped, not upscaled.
+/// let sizes: Vec<_> = out.iter().map(|r| (r.width, r.height, r.format)).collect();
+/// assert_eq!(sizes, [(360, 270, Format::Jpeg), (720, 540, Format::Jpeg)]);
+/// # Ok(()) }
+/// ```
+pub fn render(bytes: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
+    let (probe, decoder) = open(bytes, recipe.limits())?;
+    let sizes = plan(recipe, &probe);
+    if sizes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let source = decode(decoder, &probe)?;
+    let per_size: Vec<Vec<Rendition>> = sizes
+        .par_iter()
+        .map(|&size| render_size(&source, size, recipe))
+        .collect::<Result<_, _>>()?;
+    Ok(per_size.into_iter().flatten().collect())
+}
+
+type Decoder<'a> = Box<dyn ImageDecoder + 'a>;
+
+struct Source {
+    pixels: Vec<u8>,
+    /// Stored (not oriented) size.
+    width: u32,
+    height: u32,
+    alpha: bool,
+    orientation: Orientation,
+    /// Source profile to sRGB, when the source has a profile that differs.
+    to_srgb: Option<Arc<dyn TransformExecutor<u8> + Send + Sync>>,
+}
+
+fn open(bytes: &[u8], limits: Limits) -> Result<(Probe, Decoder<'_>), RenderError> {
+    if bytes.is_empty() {
+        return Err(RenderError::Empty);
+    }
+    let size = bytes.len() as u64;
+    if size > limits.max_input_bytes {
+        return Err(RenderError::TooManyBytes {
+            size,
+            limit: limits.max_input_bytes,
+        });
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| RenderError::Unsupported(e.to_string()))?;
+    let Some(format) = reader.format() else {
+        return Err(RenderError::Unsupported(
+            "not a JPEG, PNG, WebP, GIF or TIFF file".to_owned(),
+        ));
+    };
+    let name = format_name(format);
+    let mut decoder: Decoder<'_> = Box::new(reader.into_decoder().map_err(|e| map_err(name, e))?);
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(RenderError::TooManyPixels {
+            width,
+            height,
+            pixels,
+            limit: limits.max_pixels,
+        });
+    }
+    if pixels == 0 {
+        return Err(RenderError::ZeroSize { width, height });
+    }
+    // A broken EXIF block must not cost the image: it is then shown as stored,
+    // which is what browsers do too.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let exif_orientation = exif_value(orientation);
+    let (ow, oh) = if swaps_axes(orientation) {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    // Guard the decoder's own allocations too: 8 bytes per pixel covers
+    // 16-bit RGBA, plus slack for codec state.
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));
+    decoder.set_limits(image_limits).map_err(|e| map_err(name, e))?;
+    Ok((
+        Probe {
+            format: name,
+            width: ow,
+            height: oh,
+            exif_orientation,
+        },
+        decoder,
+    ))
+}
+
+fn decode(mut decoder: Decoder<'_>, probe: &Probe) -> Result<Source, RenderError> {
+    let orientation = Orientation::from_exif(probe.exif_orientation).unwrap_or(Orientation::NoTransforms);
+    // An unreadable profile is treated as sRGB, as browsers do.
+    let icc = decoder.icc_profile().ok().flatten();
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| map_err(probe.format, e))?;
+    let alpha = image.color().has_alpha();
+    let (width, height) = (image.width(), image.height());
+    let pixels = if alpha {
+        image.into_rgba8().into_raw()
+    } else {
+        image.into_rgb8().into_raw()
+    };
+    let layout = if alpha { Layout::Rgba } else { Layout::Rgb };
+    let to_srgb = icc.as_deref().and_then(|icc| srgb_transform(icc, layout));
+    Ok(Source {
+        pixels,
+        width,
+        height,
+        alpha,
+        orientation,
+        to_srgb,
+    })
+}
+
+fn render_size(source: &Source, size: Size, recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
+    // Resize in the stored orientation, then rotate the small result.
+    let (sw, sh) = if swaps_axes(source.orientation) {
+        (size.height, size.width)
+    } else {
+        (size.width, size.height)
+    };
+    let mut pixels = resize(source, sw, sh)?;
+    if source.orientation != Orientation::NoTransforms {
+        pixels = orient(pixels, sw, sh, source.alpha, source.orientation)?;
+    }
+    if let Some(t) = &source.to_srgb {
+        let mut out = vec![0; pixels.len()];
+        t.transform(&pixels, &mut out).map_err(|e| RenderError::Resize {
+            width: size.width,
+            height: size.height,
+            message: format!("colour conversion failed: {e}"),
+        })?;
+        pixels = out;
+    }
+    let channels = if source.alpha { 4 } else { 3 };
+    let mut flat: Option<Vec<u8>> = None;
+    let mut out = Vec::with_capacity(recipe.formats().len());
+    for &format in recipe.formats() {
+        let (data, ch) = match format {
+            Format::Jpeg if source.alpha => {
+                let rgb = flat.get_or_insert_with(|| flatten(&pixels, recipe.background()));
+                (rgb.as_slice(), 3)
+            }
+            _ => (pixels.as_slice(), channels),
+        };
+        let bytes = crate::encode::encode(format, recipe, data, size.width, size.height, ch)?;
+        out.push(Rendition {
+            width: size.width,
+            height: size.height,
+            format,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+fn resize(source: &Source, width: u32, height: u32) -> Result<Vec<u8>, RenderError> {
+    if (width, height) == (source.width, source.height) {
+        return Ok(source.pixels.clone());
+    }
+    let err = |e: &dyn std::fmt::Display| RenderError::Resize {
+        width,
+        height,
+        message: e.to_string(),
+    };
+    let pixel_type = if source.alpha {
+        fir::PixelType::U8x4
+    } else {
+        fir::PixelType::U8x3
+    };
+    let src = fir::images::ImageRef::new(source.width, source.height, &source.pixels, pixel_type)
+        .map_err(|e| err(&e))?;
+    let mut dst = fir::images::Image::new(width, height, pixel_type);
+    // Lanczos3 like sharp and libvips; fir premultiplies alpha for U8x4 so
+    // transparent pixels do not bleed their colour into edges.
+    let options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3))
+        .use_alpha(true);
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| err(&e))?;
+    Ok(dst.into_vec())
+}
+
+fn orient(
+    pixels: Vec<u8>,
+    width: u32,
+    height: u32,
+    alpha: bool,
+    orientation: Orientation,
+) -> Result<Vec<u8>, RenderError> {
+    // The buffer is width × height × channels by construction (fir's output
+    // or a clone of the decoded image); a mismatch would be a bug, reported
+    // as an error rather than a panic.
+    let mismatch = || RenderError::Resize {
+        width,
+        height,
+        message: "pixel buffer does not match its size".to_owned(),
+    };
+    let mut image = if alpha {
+        DynamicImage::ImageRgba8(image::RgbaImage::from_raw(width, height, pixels).ok_or_else(mismatch)?)
+    } else {
+        DynamicImage::ImageRgb8(image::RgbImage::from_raw(width, height, pixels).ok_or_else(mismatch)?)
+    };
+    image.apply_orientation(orientation);
+    Ok(image.into_bytes())
+}
+
+/// Composites RGBA over an opaque background, giving RGB.
+fn flatten(rgba: &[u8], bg: Rgb) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rgba.len() / 4 * 3);
+    for px in rgba.chunks_exact(4) {
+        let a = u32::from(px[3]);
+        for c in 0..3 {
+            let v = (u32::from(px[c]) * a + u32::from(bg.0[c]) * (255 - a) + 127) / 255;
+            // v ≤ (255·a + 255·(255−a) + 127) / 255 = 255, so it fits a u8.
+            out.push(v as u8);
+        }
+    }
+    out
+}
+
+/// A transform from `icc` to sRGB, or `None` when the profile is not RGB,
+/// cannot be parsed, or already maps colours onto themselves (sRGB).
+fn srgb_transform(icc: &[u8], layout: Layout) -> Option<Arc<dyn TransformExecutor<u8> + Send + Sync>> {
+    let src = ColorProfile::new_from_slice(icc).ok()?;
+    if src.color_space != DataColorSpace::Rgb {
+        return None;
+    }
+    let transform = src
+        .create_transform_8bit(
+            layout,
+            &ColorProfile::new_srgb(),
+            layout,
+            TransformOptions::default(),
+        )
+        .ok()?;
+    // Probe a coarse colour cube: an sRGB-equivalent profile moves nothing by
+    // more than rounding, and skipping it saves a pass per output.
+    let channels = if layout == Layout::Rgba { 4 } else { 3 };
+    let steps = [0u8, 51, 102, 153, 204, 255];
+    let mut probe = Vec::new();
+    for r in steps {
+        for g in steps {
+            for b in steps {
+                probe.extend_from_slice(&[r, g, b, 255][..channels]);
+            }
+        }
+    }
+    let mut out = vec![0; probe.len()];
+    transform.transform(&probe, &mut out).ok()?;
+    let moved = probe.iter().zip(&out).any(|(a, b)| a.abs_diff(*b) > 2);
+    moved.then_some(transform)
+}
+
+fn swaps_axes(o: Orientation) -> bool {
+    matches!(
+        o,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+fn exif_value(o: Orientation) -> u8 {
+    match o {
+        Orientation::NoTransforms => 1,
+        Orientation::FlipHorizontal => 2,
+        Orientation::Rotate180 => 3,
+        Orientation::FlipVertical => 4,
+        Orientation::Rotate90FlipH => 5,
+        Orientation::Rotate90 => 6,
+        Orientation::Rotate270FlipH => 7,
+        Orientation::Rotate270 => 8,
+    }
+}
+
+fn format_name(format: image::ImageFormat) -> &'static str {
+    match format {
+        image::ImageFormat::Jpeg => "jpeg",
+        image::ImageFormat::Png => "png",
+        image::ImageFormat::WebP => "webp",
+        image::ImageFormat::Gif => "gif",
+        image::ImageFormat::Tiff => "tiff",
+        image::ImageFormat::Bmp => "bmp",
+        image::ImageFormat::Avif => "avif",
+        image::ImageFormat::Ico => "ico",
+        _ => "image",
+    }
+}
+
+fn map_err(format: &'static str, e: image::ImageError) -> RenderError {
+    match e {
+        image::ImageError::Unsupported(u) => RenderError::Unsupported(format!("{format}: {u}")),
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            RenderError::Decode {
+                format,
+                message: "file is truncated".to_owned(),
+            }
+        }
+        other => RenderError::Decode {
+            format,
+            message: other.to_string().to_lowercase(),
+        },
+    }
+}

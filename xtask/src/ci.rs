@@ -1,0 +1,276 @@
+//! `cargo xtask ci`: the full pre-merge check, in the order that fails fastest.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+/// Crates that must never reach resize-core's normal dependency graph: the core stays
+/// a pure library, with I/O, runtimes, CLIs and serialisation living in outer crates.
+const FORBIDDEN_CORE_DEPS: &[&str] = &[
+    "tokio",
+    "lambda_runtime",
+    "clap",
+    "serde",
+    "serde_json",
+    "reqwest",
+    "hyper",
+];
+const FORBIDDEN_CORE_DEP_PREFIXES: &[&str] = &["aws-", "aws_"];
+
+/// Source text that would mean resize-core touches the outside world or the clock.
+const FORBIDDEN_CORE_SOURCE: &[&str] = &[
+    "std::fs",
+    "std::env",
+    "std::time::SystemTime",
+    "Instant::now",
+    "tokio",
+];
+
+/// A named CI step; plain fn pointers keep the list a readable table.
+type Step = (&'static str, fn(&Path) -> Result<()>);
+
+pub fn run(root: &Path, only: &[String]) -> Result<()> {
+    let steps: &[Step] = &[
+        ("fmt", |root| cargo(root, &["fmt", "--all", "--", "--check"], &[])),
+        ("clippy", |root| {
+            cargo(
+                root,
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--locked",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+                &[],
+            )
+        }),
+        ("test", |root| {
+            cargo(root, &["test", "--workspace", "--locked"], &[])
+        }),
+        ("doc", |root| {
+            cargo(
+                root,
+                &["doc", "--workspace", "--no-deps", "--locked"],
+                &[("RUSTDOCFLAGS", "-D warnings")],
+            )
+        }),
+        ("core-deps", core_invariant),
+        ("deny", deny),
+    ];
+
+    if let Some(unknown) = only.iter().find(|o| !steps.iter().any(|(n, _)| n == o)) {
+        let names: Vec<&str> = steps.iter().map(|(n, _)| *n).collect();
+        bail!("unknown ci step `{unknown}` (steps: {})", names.join(", "));
+    }
+    let selected = steps
+        .iter()
+        .filter(|(n, _)| only.is_empty() || only.iter().any(|o| o == n));
+
+    let mut timings = Vec::new();
+    let all = Instant::now();
+    for (name, step) in selected {
+        eprintln!("\n==> ci step: {name}");
+        let started = Instant::now();
+        let result = step(root);
+        let took = started.elapsed().as_secs_f64();
+        timings.push((*name, took));
+        if let Err(e) = result {
+            print_timings(&timings);
+            return Err(e.context(format!("ci step `{name}` failed after {took:.1}s")));
+        }
+        eprintln!("==> ci step `{name}` passed in {took:.1}s");
+    }
+    print_timings(&timings);
+    let what = if only.is_empty() {
+        "ci"
+    } else {
+        "selected ci steps"
+    };
+    eprintln!("{what} passed in {:.1}s", all.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn print_timings(timings: &[(&str, f64)]) {
+    eprintln!("\nci timings:");
+    for (name, secs) in timings {
+        eprintln!("  {secs:>8.1}s  {name}");
+    }
+}
+
+/// The cargo that launched us (so `cargo +nightly xtask` stays on nightly).
+fn cargo_bin() -> PathBuf {
+    std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
+}
+
+fn cargo(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
+    let mut cmd = Command::new(cargo_bin());
+    cmd.args(args).current_dir(root);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    run_inherited(cmd)
+}
+
+fn run_inherited(mut cmd: Command) -> Result<()> {
+    let shown = describe(&cmd);
+    eprintln!("$ {shown}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` exited with {status}");
+    }
+    Ok(())
+}
+
+fn describe(cmd: &Command) -> String {
+    let prog = Path::new(cmd.get_program())
+        .file_name()
+        .unwrap_or_else(|| OsStr::new("?"))
+        .to_string_lossy()
+        .into_owned();
+    std::iter::once(prog)
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn core_invariant(root: &Path) -> Result<()> {
+    let mut cmd = Command::new(cargo_bin());
+    cmd.args([
+        "tree",
+        "-p",
+        "resize-core",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--locked",
+    ])
+    .current_dir(root)
+    .stderr(Stdio::inherit());
+    let shown = describe(&cmd);
+    eprintln!("$ {shown}");
+    let output = cmd
+        .output()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !output.status.success() {
+        bail!("`{shown}` exited with {}", output.status);
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+
+    let mut problems = Vec::new();
+    let mut names: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let banned = FORBIDDEN_CORE_DEPS.contains(&name)
+            || FORBIDDEN_CORE_DEP_PREFIXES.iter().any(|p| name.starts_with(p));
+        if banned {
+            problems.push(format!("resize-core depends on forbidden crate `{name}`"));
+        }
+    }
+
+    let src = root.join("crates/resize-core/src");
+    for file in files_under(&src)? {
+        let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            for pat in FORBIDDEN_CORE_SOURCE {
+                if line.contains(pat) {
+                    let shown = file.strip_prefix(root).unwrap_or(&file).display();
+                    problems.push(format!("{shown}:{}: uses `{pat}`", i + 1));
+                }
+            }
+        }
+    }
+
+    if problems.is_empty() {
+        eprintln!("resize-core has no forbidden dependencies or APIs");
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("error: {p}");
+    }
+    bail!("{} resize-core invariant violation(s)", problems.len())
+}
+
+/// Every file below `dir`, sorted so reports are stable.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn deny(root: &Path) -> Result<()> {
+    let installed = Command::new(cargo_bin())
+        .args(["deny", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        eprintln!("cargo-deny not found; installing it");
+        cargo(root, &["install", "--locked", "cargo-deny"], &[])?;
+    }
+
+    cargo(
+        root,
+        &["deny", "--locked", "check", "licenses", "bans", "sources"],
+        &[],
+    )?;
+
+    // The advisory database is a git clone from GitHub. Where GitHub is unreachable
+    // (sandboxed builders), `cargo deny check advisories` cannot fetch and fails, which
+    // says nothing about our code; so fetch separately and decide from the outcome.
+    let mut fetch = Command::new(cargo_bin());
+    fetch.args(["deny", "fetch", "db"]).current_dir(root);
+    if run_inherited(fetch).is_ok() {
+        return cargo(root, &["deny", "--locked", "check", "advisories"], &[]);
+    }
+    if cached_advisory_db().is_some() {
+        eprintln!(
+            "warning: could not fetch the RustSec advisory database; \
+             checking advisories against the cached (possibly stale) copy"
+        );
+        return cargo(root, &["deny", "--offline", "check", "advisories"], &[]);
+    }
+    eprintln!(
+        "warning: SKIPPED `cargo deny check advisories`: the RustSec advisory database \
+         could not be fetched and no cached copy exists. Run it where GitHub is reachable."
+    );
+    Ok(())
+}
+
+/// cargo-deny clones the default database to `$CARGO_HOME/advisory-dbs/advisory-db-<hash>`.
+fn cached_advisory_db() -> Option<PathBuf> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    fs::read_dir(cargo_home.join("advisory-dbs"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("advisory-db"))
+                && p.join(".git").exists()
+        })
+}

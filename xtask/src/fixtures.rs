@@ -1,0 +1,820 @@
+//! `cargo xtask fixtures`: regenerates every generated file under `fixtures/`.
+//!
+//! Everything here is deterministic: no clocks, no unseeded randomness, and pixel
+//! maths uses only `+ - * / sqrt` on f32 (all correctly rounded under IEEE 754), so the
+//! same bytes come out on every machine and every run. Tests elsewhere reference the
+//! file names, so they are fixed.
+
+use std::borrow::Cow;
+use std::fs;
+use std::io::Cursor;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use image::{ExtendedColorType, ImageEncoder};
+use jpeg_encoder::{ColorType as JpegColor, Encoder as JpegEncoder, SamplingFactor};
+use moxcms::ColorProfile;
+
+use crate::tiff;
+
+/// Colours of the orientation test card, upright.
+const RED: [u8; 3] = [255, 0, 0];
+const GREEN: [u8; 3] = [0, 255, 0];
+const BLUE: [u8; 3] = [0, 0, 255];
+const WHITE: [u8; 3] = [255, 255, 255];
+
+/// The colour-managed fixtures: left half / right half values in the file's own space.
+const PATCH_LEFT: [u8; 3] = [200, 60, 40];
+const PATCH_RIGHT: [u8; 3] = [40, 160, 60];
+
+pub fn run(root: &Path) -> Result<()> {
+    let dir = root.join("fixtures");
+    let mut out = Out {
+        dir: &dir,
+        written: Vec::new(),
+    };
+
+    orientation_set(&mut out)?;
+    photos(&mut out)?;
+    colour_managed(&mut out)?;
+    pixel_formats(&mut out)?;
+    bad(&mut out)?;
+
+    let total: usize = out.written.iter().map(|(_, n)| n).sum();
+    for (name, len) in &out.written {
+        println!("{len:>9}  fixtures/{name}");
+    }
+    println!("{total:>9}  total ({} files)", out.written.len());
+    Ok(())
+}
+
+/// Writes files below `fixtures/` and remembers what it wrote for the summary.
+struct Out<'a> {
+    dir: &'a Path,
+    written: Vec<(String, usize)>,
+}
+
+impl Out<'_> {
+    fn write(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.dir.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        self.written.push((name.to_owned(), bytes.len()));
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Orientation
+
+/// For each EXIF orientation, store the upright test card transformed by the inverse
+/// of that orientation, so a viewer that applies the tag shows the card upright.
+fn orientation_set(out: &mut Out) -> Result<()> {
+    let (uw, uh) = (120u32, 80u32);
+    let card = |x: u32, y: u32| match (x < uw / 2, y < uh / 2) {
+        (true, true) => RED,
+        (false, true) => GREEN,
+        (true, false) => BLUE,
+        (false, false) => WHITE,
+    };
+    for n in 1..=8u16 {
+        let (sw, sh) = if n >= 5 { (uh, uw) } else { (uw, uh) };
+        let pixels = rgb_from_fn(sw, sh, |x, y| {
+            let (ux, uy) = stored_to_upright(n, x, y, sw, sh);
+            card(ux, uy)
+        });
+        let jpeg = Jpeg {
+            quality: 95,
+            sampling: SamplingFactor::R_4_4_4,
+            ..Jpeg::default()
+        }
+        .app_segments(vec![(1, tiff::exif_app1(n, sw, sh)?)])
+        .encode(&pixels, sw, sh, JpegColor::Rgb)?;
+        out.write(&format!("orientation/orient-{n}.jpg"), &jpeg)?;
+    }
+    Ok(())
+}
+
+/// Where stored pixel (x, y) of a `sw`×`sh` image lands once EXIF orientation `n` is
+/// applied for display. Filling stored pixels by looking up the upright image through
+/// this map is exactly "store the inverse transform", with no inverse to get wrong.
+fn stored_to_upright(n: u16, x: u32, y: u32, sw: u32, sh: u32) -> (u32, u32) {
+    match n {
+        2 => (sw - 1 - x, y),          // mirror horizontal
+        3 => (sw - 1 - x, sh - 1 - y), // rotate 180
+        4 => (x, sh - 1 - y),          // mirror vertical
+        5 => (y, x),                   // transpose
+        6 => (sh - 1 - y, x),          // rotate 90 CW to display
+        7 => (sh - 1 - y, sw - 1 - x), // transverse
+        8 => (y, sw - 1 - x),          // rotate 90 CCW (270 CW) to display
+        _ => (x, y),                   // 1 (and anything invalid): as stored
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Photo-like images
+
+fn photos(out: &mut Out) -> Result<()> {
+    // 4:3 with every kind of metadata a privacy-stripping pipeline must remove.
+    let (w, h) = (800, 600);
+    let xmp = xmp_packet();
+    let jpeg = Jpeg {
+        quality: 90,
+        sampling: SamplingFactor::R_4_2_0,
+        ..Jpeg::default()
+    }
+    .app_segments(vec![(1, tiff::exif_app1(1, w, h)?), (1, xmp)])
+    .encode(
+        &rgb_from_fn(w, h, |x, y| photo_pixel(x, y, w, h)),
+        w,
+        h,
+        JpegColor::Rgb,
+    )?;
+    let jpeg = insert_comment(&jpeg, b"SECRET-COMMENT")?;
+    out.write("photo-4x3.jpg", &jpeg)?;
+
+    let (w, h) = (1280, 720);
+    let jpeg = Jpeg::default().encode(
+        &rgb_from_fn(w, h, |x, y| photo_pixel(x, y, w, h)),
+        w,
+        h,
+        JpegColor::Rgb,
+    )?;
+    out.write("photo-16x9.jpg", &jpeg)?;
+
+    let (w, h) = (640, 480);
+    let jpeg = Jpeg::default().encode(
+        &rgb_from_fn(w, h, |x, y| photo_pixel(x, y, w, h)),
+        w,
+        h,
+        JpegColor::Rgb,
+    )?;
+    out.write("photo-upper.JPG", &jpeg)?;
+
+    phone_orient6(out)?;
+
+    let (w, h) = (320, 240);
+    let pixels = rgb_from_fn(w, h, |x, y| photo_pixel(x, y, w, h));
+    let mut webp = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+        .encode(&pixels, w, h, ExtendedColorType::Rgb8)
+        .context("encoding still.webp")?;
+    out.write("still.webp", &webp)?;
+
+    let mut tiff_bytes = Cursor::new(Vec::new());
+    image::codecs::tiff::TiffEncoder::new(&mut tiff_bytes)
+        .write_image(&pixels, w, h, ExtendedColorType::Rgb8)
+        .context("encoding photo.tiff")?;
+    out.write("photo.tiff", tiff_bytes.get_ref())?;
+    Ok(())
+}
+
+/// A phone-style portrait shot: stored landscape 4032×3024 with orientation 6, upright
+/// 3024×4032. Upright, the top-left quadrant is red-ish and the bottom-right blue-ish
+/// over large soft areas, so tests can check orientation by sampling pixels.
+fn phone_orient6(out: &mut Out) -> Result<()> {
+    let (sw, sh) = (4032u32, 3024u32);
+    let (uw, uh) = (sh, sw);
+    let tl = [220.0, 60.0, 50.0]; // red-ish
+    let tr = [70.0, 180.0, 80.0]; // green-ish
+    let bl = [210.0, 190.0, 70.0]; // yellow-ish
+    let br = [50.0, 70.0, 210.0]; // blue-ish
+    let pixels = rgb_from_fn(sw, sh, |x, y| {
+        let (ux, uy) = stored_to_upright(6, x, y, sw, sh);
+        let u = ux as f32 / (uw - 1) as f32;
+        let v = uy as f32 / (uh - 1) as f32;
+        // Soft seams 40% of the frame wide: the quadrant centres stay pure colour.
+        let sx = smoothstep((u - 0.5) / 0.4 + 0.5);
+        let sy = smoothstep((v - 0.5) / 0.4 + 0.5);
+        let shade = 0.88 + 0.12 * (1.0 - v);
+        let mut px = [0u8; 3];
+        for c in 0..3 {
+            let top = tl[c] * (1.0 - sx) + tr[c] * sx;
+            let bottom = bl[c] * (1.0 - sx) + br[c] * sx;
+            px[c] = to_u8((top * (1.0 - sy) + bottom * sy) * shade);
+        }
+        px
+    });
+    let jpeg = Jpeg {
+        quality: 75,
+        ..Jpeg::default()
+    }
+    .app_segments(vec![(1, tiff::exif_app1(6, sw, sh)?)])
+    .encode(&pixels, sw, sh, JpegColor::Rgb)?;
+    out.write("phone-orient6.jpg", &jpeg)
+}
+
+/// Smooth gradients plus a few hard-edged shapes: compresses well but has edges, so
+/// resampling and encoder bugs are visible.
+fn photo_pixel(x: u32, y: u32, w: u32, h: u32) -> [u8; 3] {
+    let u = x as f32 / (w.max(2) - 1) as f32;
+    let v = y as f32 / (h.max(2) - 1) as f32;
+    let aspect = w as f32 / h as f32;
+    // Sky-to-ground gradient.
+    let mut rgb = [
+        70.0 + 150.0 * u * (1.0 - 0.5 * v),
+        120.0 + 90.0 * (1.0 - v) - 30.0 * u,
+        210.0 - 150.0 * v + 20.0 * u,
+    ];
+    // A bright "sun" disc with a hard edge.
+    let (dx, dy) = ((u - 0.72) * aspect, v - 0.28);
+    if (dx * dx + dy * dy).sqrt() < 0.14 {
+        rgb = [250.0, 225.0, 120.0 - 40.0 * v];
+    }
+    // A dark "building" with a lit window band.
+    if (0.10..0.32).contains(&u) && (0.42..0.97).contains(&v) {
+        rgb = if (0.55..0.60).contains(&v) {
+            [230.0, 200.0, 90.0]
+        } else {
+            [40.0 + 30.0 * v, 45.0, 62.0]
+        };
+    }
+    // A thin diagonal "cable".
+    if ((u * aspect - v) - 0.35).abs() < 0.006 {
+        rgb = [20.0, 20.0, 25.0];
+    }
+    rgb.map(to_u8)
+}
+
+fn smoothstep(t: f32) -> f32 {
+    let t = t.clamp(0.0, 1.0);
+    t * t * (3.0 - 2.0 * t)
+}
+
+fn to_u8(v: f32) -> u8 {
+    // `as` saturates and truncates; round first so 254.6 becomes 255.
+    (v + 0.5).clamp(0.0, 255.0) as u8
+}
+
+fn xmp_packet() -> Vec<u8> {
+    let mut seg = b"http://ns.adobe.com/xap/1.0/\0".to_vec();
+    seg.extend_from_slice(
+        br#"<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">
+   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">SECRET-XMP</rdf:li></rdf:Alt></dc:description>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>"#,
+    );
+    seg
+}
+
+// ---------------------------------------------------------------------------------
+// Colour management
+
+fn colour_managed(out: &mut Out) -> Result<()> {
+    let (w, h) = (300, 200);
+    let pixels = rgb_from_fn(w, h, |x, _| if x < w / 2 { PATCH_LEFT } else { PATCH_RIGHT });
+    let jpegs = [
+        ("display-p3.jpg", ColorProfile::new_display_p3()),
+        ("adobe-rgb.jpg", ColorProfile::new_adobe_rgb()),
+        ("srgb-tagged.jpg", ColorProfile::new_srgb()),
+    ];
+    for (name, profile) in jpegs {
+        let jpeg = Jpeg {
+            quality: 95,
+            sampling: SamplingFactor::R_4_4_4,
+            ..Jpeg::default()
+        }
+        .icc(icc_bytes(&profile)?)
+        .encode(&pixels, w, h, JpegColor::Rgb)?;
+        out.write(name, &jpeg)?;
+    }
+    let icc = icc_bytes(&ColorProfile::new_pro_photo_rgb())?;
+    let png = Png::new(w, h, png::ColorType::Rgb).icc(icc).encode(&pixels)?;
+    out.write("prophoto.png", &png)
+}
+
+/// Serialises an ICC profile with a fixed creation date. moxcms stamps the current
+/// time into the header, which would make every regeneration differ.
+fn icc_bytes(profile: &ColorProfile) -> Result<Vec<u8>> {
+    let encoded = profile
+        .encode()
+        .map_err(|e| anyhow!("encoding ICC profile: {e:?}"))?;
+    let mut icc = normalise_icc(&encoded)?;
+    // ICC header bytes 24..36: dateTimeNumber, six big-endian u16 (2024-01-01 00:00:00).
+    let date: [u16; 6] = [2024, 1, 1, 0, 0, 0];
+    for (i, part) in date.iter().enumerate() {
+        icc[24 + 2 * i..26 + 2 * i].copy_from_slice(&part.to_be_bytes());
+    }
+    Ok(icc)
+}
+
+/// Fixes two spec deviations in moxcms 0.8's profile writer that strict readers
+/// (libpng's iCCP checks, used by ImageMagick) warn about, so the colour fixtures test
+/// colour management rather than profile-parser leniency:
+/// * tag data must start on 4-byte boundaries: re-lay out the tag data, padded;
+/// * the header's PCS illuminant must be exactly D50 (X=0xF6D6, Y=0x10000, Z=0xD32D
+///   in s15Fixed16), not a rounding of it.
+fn normalise_icc(icc: &[u8]) -> Result<Vec<u8>> {
+    let be32 = |at: usize| -> Result<u32> {
+        let b = icc.get(at..at + 4).context("ICC profile truncated")?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let count = usize::try_from(be32(128)?)?;
+    let table_end = 132 + 12 * count;
+    let mut out = icc.get(..table_end).context("ICC tag table truncated")?.to_vec();
+    // (old offset, size, new offset): tags may share data, keep them sharing.
+    let mut placed: Vec<(u32, u32, u32)> = Vec::new();
+    for k in 0..count {
+        let entry = 132 + 12 * k;
+        let (old, size) = (be32(entry + 4)?, be32(entry + 8)?);
+        let new = match placed.iter().find(|p| p.0 == old && p.1 == size) {
+            Some(p) => p.2,
+            None => {
+                out.resize(out.len().next_multiple_of(4), 0);
+                let new = u32::try_from(out.len())?;
+                let (start, len) = (usize::try_from(old)?, usize::try_from(size)?);
+                out.extend_from_slice(icc.get(start..start + len).context("ICC tag out of bounds")?);
+                placed.push((old, size, new));
+                new
+            }
+        };
+        out[entry + 4..entry + 8].copy_from_slice(&new.to_be_bytes());
+    }
+    out.resize(out.len().next_multiple_of(4), 0);
+    let total = u32::try_from(out.len())?;
+    out[0..4].copy_from_slice(&total.to_be_bytes());
+    for (i, v) in [0xF6D6u32, 0x1_0000, 0xD32D].iter().enumerate() {
+        out[68 + 4 * i..72 + 4 * i].copy_from_slice(&v.to_be_bytes());
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------
+// Pixel formats and odd shapes
+
+fn pixel_formats(out: &mut Out) -> Result<()> {
+    // RGBA: transparent (with zeroed colour, which premultiplication bugs reveal),
+    // opaque red, half-transparent blue.
+    let (w, h) = (200u32, 150u32);
+    let alpha = pixels_from_fn(w, h, 4, |x, _| {
+        if x * 3 < w {
+            vec![0, 0, 0, 0]
+        } else if x * 3 < 2 * w {
+            vec![255, 0, 0, 255]
+        } else {
+            vec![0, 0, 255, 128]
+        }
+    });
+    out.write("alpha.png", &Png::new(w, h, png::ColorType::Rgba).encode(&alpha)?)?;
+
+    let (w, h) = (160u32, 120u32);
+    let luma =
+        |x: u32, y: u32| to_u8(20.0 + 200.0 * x as f32 / (w - 1) as f32 + 30.0 * (y as f32 / (h - 1) as f32));
+    let gray = pixels_from_fn(w, h, 1, |x, y| {
+        // A hard-edged dark square so the image is not just a ramp.
+        if (40..80).contains(&x) && (30..70).contains(&y) {
+            vec![15]
+        } else {
+            vec![luma(x, y)]
+        }
+    });
+    let jpeg = Jpeg::default().encode(&gray, w, h, JpegColor::Luma)?;
+    out.write("gray.jpg", &jpeg)?;
+    out.write(
+        "gray.png",
+        &Png::new(w, h, png::ColorType::Grayscale).encode(&gray)?,
+    )?;
+    let gray_alpha = pixels_from_fn(w, h, 2, |x, y| {
+        vec![luma(x, y), to_u8(255.0 * y as f32 / (h - 1) as f32)]
+    });
+    let png = Png::new(w, h, png::ColorType::GrayscaleAlpha).encode(&gray_alpha)?;
+    out.write("gray-alpha.png", &png)?;
+
+    // CMYK the way Photoshop and ImageMagick write it: Adobe APP14 marker and inverted
+    // samples. jpeg-encoder does both for `ColorType::Cmyk` (it inverts on the way in),
+    // so the input here is ordinary ink amounts: red = M+Y, blue = C+M.
+    let (w, h) = (120u32, 80u32);
+    let cmyk = pixels_from_fn(w, h, 4, |x, _| {
+        if x < w / 2 {
+            vec![0, 255, 255, 0]
+        } else {
+            vec![255, 255, 0, 0]
+        }
+    });
+    let jpeg = Jpeg {
+        quality: 95,
+        sampling: SamplingFactor::R_4_4_4,
+        ..Jpeg::default()
+    }
+    .encode(&cmyk, w, h, JpegColor::Cmyk)?;
+    out.write("cmyk.jpg", &jpeg)?;
+
+    // 16-bit RGB: PNG stores samples big-endian.
+    let (w, h) = (160u32, 120u32);
+    let rgb16 = pixels_from_fn(w, h, 6, |x, y| {
+        let u = x as f32 / (w - 1) as f32;
+        let v = y as f32 / (h - 1) as f32;
+        [u, v, 1.0 - 0.5 * (u + v)]
+            .iter()
+            .flat_map(|c| ((c * 65535.0 + 0.5).clamp(0.0, 65535.0) as u16).to_be_bytes())
+            .collect()
+    });
+    let png = Png::new(w, h, png::ColorType::Rgb)
+        .depth(png::BitDepth::Sixteen)
+        .encode(&rgb16)?;
+    out.write("rgb16.png", &png)?;
+
+    // Indexed colour with a tRNS chunk: entry 0 is fully transparent, the rest opaque
+    // (a tRNS shorter than the palette means "opaque" for the missing entries).
+    let palette: Vec<u8> = [[0, 0, 0], RED, GREEN, BLUE, WHITE, [255, 200, 0]].concat();
+    let indexed = pixels_from_fn(w, h, 1, |x, y| vec![((x / 32 + y / 40) % 6) as u8]);
+    let png = Png::new(w, h, png::ColorType::Indexed)
+        .palette(palette, vec![0])
+        .encode(&indexed)?;
+    out.write("palette.png", &png)?;
+
+    out.write("animated.gif", &animated_gif()?)?;
+
+    out.write(
+        "one-pixel.png",
+        &Png::new(1, 1, png::ColorType::Rgb).encode(&[10, 200, 30])?,
+    )?;
+
+    let (w, h) = (4000u32, 3u32);
+    let wide = rgb_from_fn(w, h, |x, y| {
+        let u = x as f32 / (w - 1) as f32;
+        [to_u8(255.0 * u), to_u8(80.0 * y as f32), to_u8(255.0 * (1.0 - u))]
+    });
+    out.write(
+        "extreme-4000x3.png",
+        &Png::new(w, h, png::ColorType::Rgb).encode(&wide)?,
+    )?;
+    Ok(())
+}
+
+/// 64×48, three frames of solid red, green, blue, looping forever.
+fn animated_gif() -> Result<Vec<u8>> {
+    let (w, h) = (64u16, 48u16);
+    let palette: Vec<u8> = [RED, GREEN, BLUE, [0, 0, 0]].concat();
+    let mut bytes = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut bytes, w, h, &palette)?;
+        enc.set_repeat(gif::Repeat::Infinite)?;
+        for index in 0..3u8 {
+            let mut frame = gif::Frame {
+                width: w,
+                height: h,
+                buffer: Cow::Owned(vec![index; usize::from(w) * usize::from(h)]),
+                ..gif::Frame::default()
+            };
+            frame.delay = 20; // hundredths of a second
+            enc.write_frame(&frame)?;
+        }
+    }
+    Ok(bytes)
+}
+
+// ---------------------------------------------------------------------------------
+// Bad inputs: every one of these must fail to decode.
+
+fn bad(out: &mut Out) -> Result<()> {
+    out.write("bad/empty.jpg", &[])?;
+
+    // Truncations are taken from the good fixtures just written, so regenerate those first.
+    let photo = fs::read(out.dir.join("photo-4x3.jpg")).context("reading photo-4x3.jpg")?;
+    out.write("bad/truncated.jpg", &photo[..photo.len() * 2 / 5])?;
+    let alpha = fs::read(out.dir.join("alpha.png")).context("reading alpha.png")?;
+    out.write("bad/truncated.png", &alpha[..alpha.len() * 3 / 5])?;
+
+    let mut rng = XorShift64(0x5EED_F1C7_0000_0001);
+    let garbage: Vec<u8> = (0..2048).map(|_| rng.next_u8()).collect();
+    out.write("bad/garbage.png", &garbage)?;
+
+    out.write(
+        "bad/pdf-named.jpg",
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
+2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n\
+trailer << /Root 1 0 R >>\n%%EOF\n",
+    )?;
+    out.write("bad/text-named.png", b"hello, this is not an image\n")?;
+
+    out.write("bad/huge-header.png", &huge_header_png(60_000, 60_000))?;
+    out.write("bad/huge-header.jpg", &huge_header_jpeg(60_000, 60_000)?)?;
+    out.write("bad/huge-header.gif", &huge_header_gif(60_000, 60_000))?;
+    out.write("bad/huge-header.webp", &huge_header_webp(16_383, 16_383)?)?;
+    out.write("bad/huge-header.tiff", &tiff::huge_header_tiff(60_000, 60_000)?)?;
+    Ok(())
+}
+
+/// PNG signature, an IHDR declaring `w`×`h` 8-bit RGB (with a correct CRC, so the
+/// header is trusted), an IDAT holding a single zlib-compressed byte, and IEND.
+fn huge_header_png(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // depth 8, RGB, deflate, adaptive, no interlace
+                                              // zlib stream with one stored block containing a single 0 byte (filter type "None").
+    let mut idat = vec![0x78, 0x01, 0x01, 0x01, 0x00, 0xFE, 0xFF, 0x00];
+    idat.extend_from_slice(&adler32(&[0]).to_be_bytes());
+
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png_chunk(&mut png, b"IHDR", &ihdr);
+    png_chunk(&mut png, b"IDAT", &idat);
+    png_chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    // Chunk data here is at most a few bytes, far below u32::MAX.
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// A real (tiny) baseline JPEG from jpeg-encoder whose SOF0 is patched to claim
+/// `w`×`h`: the DQT/DHT tables are genuine, so the header parses cleanly.
+fn huge_header_jpeg(w: u16, h: u16) -> Result<Vec<u8>> {
+    let small = rgb_from_fn(16, 16, |x, y| photo_pixel(x, y, 16, 16));
+    let mut jpeg = Jpeg::default().encode(&small, 16, 16, JpegColor::Rgb)?;
+    let sof = find_segment(&jpeg, 0xC0)?.context("jpeg-encoder wrote no SOF0 segment")?;
+    // SOF0 layout after the marker: length(2) precision(1) height(2) width(2) ...
+    jpeg[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    Ok(jpeg)
+}
+
+/// GIF89a whose logical screen and only frame are `w`×`h`, with a two-entry local
+/// palette and a few bytes of LZW data.
+fn huge_header_gif(w: u16, h: u16) -> Vec<u8> {
+    let mut gif = b"GIF89a".to_vec();
+    gif.extend_from_slice(&w.to_le_bytes());
+    gif.extend_from_slice(&h.to_le_bytes());
+    gif.extend_from_slice(&[0x00, 0, 0]); // no global colour table, background 0, aspect 0
+    gif.push(0x2C); // image descriptor
+    gif.extend_from_slice(&[0, 0, 0, 0]); // left, top
+    gif.extend_from_slice(&w.to_le_bytes());
+    gif.extend_from_slice(&h.to_le_bytes());
+    gif.push(0x80); // local colour table of 2 entries, not interlaced
+    gif.extend_from_slice(&[0, 0, 0, 255, 255, 255]);
+    gif.push(2); // LZW minimum code size
+    gif.extend_from_slice(&[3, 0x44, 0x01, 0x00, 0]); // one 3-byte sub-block, terminator
+    gif.push(0x3B); // trailer
+    gif
+}
+
+/// A lossless WebP (VP8L) whose header declares `w`×`h` followed by a few zero bytes.
+/// VP8L stores width-1 and height-1 in 14 bits each, so 16383 is the largest possible.
+fn huge_header_webp(w: u32, h: u32) -> Result<Vec<u8>> {
+    ensure!(
+        (1..=16_384).contains(&w) && (1..=16_384).contains(&h),
+        "VP8L size out of range"
+    );
+    let bits: u32 = (w - 1) | ((h - 1) << 14); // alpha hint 0, version 0
+    let mut vp8l = vec![0x2F]; // VP8L signature byte
+    vp8l.extend_from_slice(&bits.to_le_bytes());
+    vp8l.extend_from_slice(&[0u8; 9]); // even length, so no RIFF padding byte
+    let mut webp = b"RIFF".to_vec();
+    webp.extend_from_slice(&tiff::offset(4 + 8 + vp8l.len())?.to_le_bytes());
+    webp.extend_from_slice(b"WEBPVP8L");
+    webp.extend_from_slice(&tiff::offset(vp8l.len())?.to_le_bytes());
+    webp.extend_from_slice(&vp8l);
+    Ok(webp)
+}
+
+// ---------------------------------------------------------------------------------
+// Encoder helpers
+
+/// JPEG settings; the defaults are the "ordinary photo" choice.
+struct Jpeg {
+    quality: u8,
+    sampling: SamplingFactor,
+    app_segments: Vec<(u8, Vec<u8>)>,
+    icc: Option<Vec<u8>>,
+}
+
+impl Default for Jpeg {
+    fn default() -> Self {
+        Jpeg {
+            quality: 85,
+            sampling: SamplingFactor::R_4_2_0,
+            app_segments: Vec::new(),
+            icc: None,
+        }
+    }
+}
+
+impl Jpeg {
+    fn app_segments(mut self, segments: Vec<(u8, Vec<u8>)>) -> Self {
+        self.app_segments = segments;
+        self
+    }
+
+    fn icc(mut self, icc: Vec<u8>) -> Self {
+        self.icc = Some(icc);
+        self
+    }
+
+    fn encode(self, pixels: &[u8], w: u32, h: u32, color: JpegColor) -> Result<Vec<u8>> {
+        let w = u16::try_from(w).context("JPEG width over 65535")?;
+        let h = u16::try_from(h).context("JPEG height over 65535")?;
+        let mut bytes = Vec::new();
+        let mut enc = JpegEncoder::new(&mut bytes, self.quality);
+        enc.set_sampling_factor(self.sampling);
+        // Standard (Annex K) Huffman tables on purpose. With optimised tables,
+        // jpeg-encoder 0.6.1 writes files that libjpeg-turbo decodes correctly but that
+        // image 0.25.10 / zune-jpeg 0.5.15 decodes to wrong colours (seen on
+        // orient-5.jpg and every 4:2:0 photo), which would break tests for the wrong reason.
+        enc.set_optimized_huffman_tables(false);
+        for (nr, data) in &self.app_segments {
+            enc.add_app_segment(*nr, data)?;
+        }
+        if let Some(icc) = &self.icc {
+            enc.add_icc_profile(icc)?;
+        }
+        enc.encode(pixels, w, h, color)?;
+        Ok(bytes)
+    }
+}
+
+/// Offset of the first segment with marker `FF <marker>` before the scan data, walking
+/// the segment chain (so marker-like bytes inside segments are never mistaken).
+fn find_segment(jpeg: &[u8], marker: u8) -> Result<Option<usize>> {
+    ensure!(jpeg.starts_with(&[0xFF, 0xD8]), "not a JPEG");
+    let mut pos = 2;
+    while pos + 4 <= jpeg.len() {
+        ensure!(jpeg[pos] == 0xFF, "broken JPEG segment chain at {pos}");
+        let m = jpeg[pos + 1];
+        if m == marker {
+            return Ok(Some(pos));
+        }
+        if m == 0xDA {
+            return Ok(None); // start of scan: no more header segments
+        }
+        let len = usize::from(u16::from_be_bytes([jpeg[pos + 2], jpeg[pos + 3]]));
+        pos += 2 + len;
+    }
+    Ok(None)
+}
+
+/// Inserts a COM segment after the APPn segments (jpeg-encoder has no comment API).
+fn insert_comment(jpeg: &[u8], text: &[u8]) -> Result<Vec<u8>> {
+    ensure!(jpeg.starts_with(&[0xFF, 0xD8]), "not a JPEG");
+    let mut pos = 2;
+    while pos + 4 <= jpeg.len() && jpeg[pos] == 0xFF && (0xE0..=0xEF).contains(&jpeg[pos + 1]) {
+        pos += 2 + usize::from(u16::from_be_bytes([jpeg[pos + 2], jpeg[pos + 3]]));
+    }
+    if pos > jpeg.len() {
+        bail!("JPEG APP segment runs past the end of the file");
+    }
+    let len = u16::try_from(text.len() + 2).context("comment too long")?;
+    let mut out = jpeg[..pos].to_vec();
+    out.extend_from_slice(&[0xFF, 0xFE]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(text);
+    out.extend_from_slice(&jpeg[pos..]);
+    Ok(out)
+}
+
+/// PNG settings for the png crate, used directly so iCCP, 16-bit, palette and tRNS
+/// chunks are written exactly as asked.
+struct Png {
+    w: u32,
+    h: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    icc: Option<Vec<u8>>,
+    palette: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Png {
+    fn new(w: u32, h: u32, color: png::ColorType) -> Self {
+        Png {
+            w,
+            h,
+            color,
+            depth: png::BitDepth::Eight,
+            icc: None,
+            palette: None,
+        }
+    }
+
+    fn depth(mut self, depth: png::BitDepth) -> Self {
+        self.depth = depth;
+        self
+    }
+
+    fn icc(mut self, icc: Vec<u8>) -> Self {
+        self.icc = Some(icc);
+        self
+    }
+
+    fn palette(mut self, plte: Vec<u8>, trns: Vec<u8>) -> Self {
+        self.palette = Some((plte, trns));
+        self
+    }
+
+    fn encode(self, data: &[u8]) -> Result<Vec<u8>> {
+        let mut info = png::Info::with_size(self.w, self.h);
+        info.color_type = self.color;
+        info.bit_depth = self.depth;
+        info.icc_profile = self.icc.map(Cow::Owned);
+        if let Some((plte, trns)) = self.palette {
+            info.palette = Some(Cow::Owned(plte));
+            info.trns = Some(Cow::Owned(trns));
+        }
+        let mut bytes = Vec::new();
+        {
+            let mut enc = png::Encoder::with_info(&mut bytes, info)?;
+            enc.set_compression(png::Compression::High);
+            let mut writer = enc.write_header()?;
+            writer.write_image_data(data)?;
+            writer.finish()?;
+        }
+        Ok(bytes)
+    }
+}
+
+fn rgb_from_fn(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(w as usize * h as usize * 3);
+    for y in 0..h {
+        for x in 0..w {
+            out.extend_from_slice(&f(x, y));
+        }
+    }
+    out
+}
+
+fn pixels_from_fn(w: u32, h: u32, bpp: usize, f: impl Fn(u32, u32) -> Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(w as usize * h as usize * bpp);
+    for y in 0..h {
+        for x in 0..w {
+            out.extend_from_slice(&f(x, y));
+        }
+    }
+    out
+}
+
+/// Marsaglia xorshift64: tiny, seeded, and identical everywhere.
+struct XorShift64(u64);
+
+impl XorShift64 {
+    fn next_u8(&mut self) -> u8 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        (x >> 56) as u8
+    }
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &d in data {
+        a = (a + u32::from(d)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    (b << 16) | a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc_and_adler_match_known_values() {
+        assert_eq!(crc32(b"IEND"), 0xAE42_6082);
+        assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
+    }
+
+    #[test]
+    fn orientation_maps_are_bijections() {
+        for n in 1..=8u16 {
+            let (sw, sh) = if n >= 5 { (80, 120) } else { (120, 80) };
+            let mut seen = vec![false; 120 * 80];
+            for y in 0..sh {
+                for x in 0..sw {
+                    let (ux, uy) = stored_to_upright(n, x, y, sw, sh);
+                    assert!(ux < 120 && uy < 80, "orientation {n}");
+                    seen[(uy * 120 + ux) as usize] = true;
+                }
+            }
+            assert!(seen.iter().all(|s| *s), "orientation {n}");
+        }
+    }
+}

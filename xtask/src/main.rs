@@ -1,0 +1,62 @@
+//! Project automation: `cargo xtask <command>` (aliased in `.cargo/config.toml`).
+
+mod ci;
+mod fixtures;
+mod tiff;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+const HELP: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  fixtures   regenerate every generated file under fixtures/ (deterministic)
+  ci [STEP...]
+             run the CI checks in order, stopping at the first failure:
+             fmt, clippy, test, doc, core-deps (resize-core invariants), deny.
+             Naming steps runs only those (e.g. `cargo xtask ci core-deps deny`).
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Print the context chain ourselves: returning the error from main would also
+            // dump a backtrace whenever RUST_BACKTRACE is set, which only buries the
+            // message naming the failed step.
+            eprintln!("\nerror: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let root = project_root()?;
+    // Every path below is relative to the project root, wherever cargo was run from.
+    std::env::set_current_dir(&root).with_context(|| format!("changing directory to {}", root.display()))?;
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("fixtures") => fixtures::run(&root),
+        Some("ci") => ci::run(&root, &args[1..]),
+        Some("help" | "-h" | "--help") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => {
+            eprint!("{HELP}");
+            bail!("unknown xtask command `{other}`")
+        }
+    }
+}
+
+/// xtask lives at `<root>/xtask`, so the root is its manifest directory's parent.
+fn project_root() -> Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask's manifest directory has no parent")
+}
