@@ -24,7 +24,7 @@ pub enum RecipeError {
         format: Format,
     },
     /// The recursion guard refused the recipe: an output could be taken for a source.
-    #[error("recipe could loop: {reason}")]
+    #[error("invalid REPLACEMENTS: outputs could loop back as sources: {reason}")]
     Loop {
         /// Which rule makes outputs look like sources.
         reason: String,

@@ -357,6 +357,10 @@ impl Recipe {
     /// # Ok::<(), resize_core::RecipeError>(())
     /// ```
     pub fn source_key(&self, key: &str) -> Result<SourceKey, Skip> {
+        // S3 consoles create `folder/` marker objects; they are not images.
+        if key.ends_with('/') && key.len() > 1 {
+            return Err(Skip::NotAnImage);
+        }
         check_key(key)?;
         let (dir, file) = match key.rsplit_once('/') {
             Some((dir, file)) => (dir, file),
@@ -475,5 +479,294 @@ fn match_parts(parts: &[Part], s: &str, ctx: &Shape<'_>) -> bool {
             .exts
             .iter()
             .any(|e| s.strip_prefix(e).is_some_and(|r| match_parts(rest, r, ctx))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn recipe(settings: &[(&str, &str)]) -> Recipe {
+        let owned: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match Recipe::from_lookup(|name| owned.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())) {
+            Ok(r) => r,
+            Err(e) => panic!("recipe {settings:?} should parse: {e}"),
+        }
+    }
+
+    /// One line per key: the outputs for a 4000×3000 source, or the skip reason.
+    fn plan(recipe: &Recipe, keys: &[&str]) -> String {
+        let mut out = String::new();
+        for key in keys {
+            match recipe.source_key(key) {
+                Ok(src) => {
+                    let outs: Vec<String> = [360, 2200]
+                        .into_iter()
+                        .flat_map(|w| recipe.formats().iter().map(move |&f| (w, f)))
+                        .map(|(w, f)| recipe.output_key(&src, w, w * 3 / 4, f))
+                        .collect();
+                    out.push_str(&format!("{key:?} -> {}\n", outs.join(" ")));
+                }
+                Err(skip) => out.push_str(&format!("{key:?} skipped: {skip}\n")),
+            }
+        }
+        out
+    }
+
+    const KEYS: &[&str] = &[
+        "original/trips/a.jpg",
+        "original/a.JPG",
+        "original/a.jpeg",
+        "original/b.png",
+        "original/c.webp",
+        "original/d.gif",
+        "original/e.tif",
+        "original/f.TIFF",
+        "original/several.dots.in.name.jpg",
+        "original/no-extension",
+        "original/.jpg",
+        "original/archive.tar.gz",
+        "original/with space+plus%percent.jpg",
+        "original/naïve/日本.png",
+        "original/",
+        "x/original/a.jpg",
+        "my-original.jpg",
+        "originals/a.jpg",
+        "resized/trips/a-360.jpg",
+        "photos/original/a.jpg",
+        "a-360.jpg",
+        "a-361.jpg",
+        "../a.jpg",
+        "original/../a.jpg",
+        "/original/a.jpg",
+        "original//a.jpg",
+        "",
+    ];
+
+    #[test]
+    fn plan_with_replacements() {
+        let r = recipe(&[("REPLACEMENTS", "original:resized"), ("FORMATS", "jpeg,webp")]);
+        insta::assert_snapshot!(plan(&r, KEYS));
+    }
+
+    #[test]
+    fn plan_without_replacements() {
+        let r = recipe(&[]);
+        insta::assert_snapshot!(plan(&r, KEYS));
+    }
+
+    #[test]
+    fn plan_with_multi_segment_replacements_first_match_wins() {
+        let r = recipe(&[(
+            "REPLACEMENTS",
+            "photos/original:web/large,photos:web/other,original:resized",
+        )]);
+        insta::assert_snapshot!(plan(
+            &r,
+            &[
+                "photos/original/a.jpg",
+                "photos/b.jpg",
+                "original/c.jpg",
+                "web/large/a-360.jpg",
+                "photos/originals/x.jpg"
+            ]
+        ));
+    }
+
+    #[track_caller]
+    fn check_template(template: &str, key: &str, expect: Result<&str, &str>) {
+        let got = Template::parse(template).and_then(|t| {
+            Ok(recipe(&[
+                ("KEY_TEMPLATE", t.as_str()),
+                ("FORMATS", "jpeg,webp,png"),
+            ]))
+        });
+        match (got, expect) {
+            (Ok(r), Ok(want)) => {
+                let src = r.source_key(key).unwrap_or_else(|s| panic!("{key} skipped: {s}"));
+                let out = r.output_key(&src, 720, 405, Format::WebP);
+                assert_eq!(out, want);
+                assert!(r.looks_like_output(&out), "{out} must look like an output");
+                assert_eq!(r.source_key(&out), Err(Skip::LooksLikeOutput));
+            }
+            (Err(e), Err(want)) => assert_eq!(e.to_string(), want),
+            (got, want) => panic!("template {template}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn templates() {
+        check_template(
+            "{dir}/{stem}-{width}.{ext}",
+            "trips/a.jpg",
+            Ok("trips/a-720.webp"),
+        );
+        check_template("{dir}/{stem}-{width}.{ext}", "a.jpg", Ok("a-720.webp"));
+        check_template(
+            "{dir}/{width}/{stem}.{ext}",
+            "trips/a.jpg",
+            Ok("trips/720/a.webp"),
+        );
+        check_template("{dir}/{width}/{stem}.{ext}", "a.jpg", Ok("720/a.webp"));
+        check_template(
+            "{dir}/{stem}_{width}x{height}.{ext}",
+            "t/a.b.jpg",
+            Ok("t/a.b_720x405.webp"),
+        );
+        check_template(
+            "{dir}/{stem}.{ext}",
+            "a.jpg",
+            Err("invalid KEY_TEMPLATE value `{dir}/{stem}.{ext}`: expected a template containing {stem} and {width}"),
+        );
+        check_template(
+            "{stem}-{width}.{ext}",
+            "a.jpg",
+            Err("invalid KEY_TEMPLATE value `{stem}-{width}.{ext}`: expected a template starting with `{dir}/`"),
+        );
+        check_template(
+            "{dir}/{stem}-{width}",
+            "a.jpg",
+            Err("invalid KEY_TEMPLATE value `{dir}/{stem}-{width}`: expected a template ending in `.{ext}`"),
+        );
+        check_template(
+            "{dir}/../{stem}-{width}.{ext}",
+            "a.jpg",
+            Err("invalid KEY_TEMPLATE value `{dir}/../{stem}-{width}.{ext}`: expected no empty, `.` or `..` path segments"),
+        );
+        check_template(
+            "{dir}/{name}-{width}.{ext}",
+            "a.jpg",
+            Err("invalid KEY_TEMPLATE value `{dir}/{name}-{width}.{ext}`: expected only the placeholders {dir} {stem} {width} {height} {ext}"),
+        );
+    }
+
+    fn recipes() -> impl Strategy<Value = Recipe> {
+        let replacements = prop::sample::select(vec![
+            "",
+            "original:resized",
+            "photos/original:photos/resized",
+            "a:b,c:d",
+            "in/x:out,in/y:out2",
+        ]);
+        let templates = prop::sample::select(vec![
+            "{dir}/{stem}-{width}.{ext}",
+            "{dir}/{width}/{stem}.{ext}",
+            "{dir}/{stem}_{width}x{height}.{ext}",
+            "{dir}/w{width}/h{height}/{stem}.{ext}",
+        ]);
+        let formats = prop::sample::select(vec!["jpeg", "webp", "png", "jpeg,webp", "png,jpeg,webp"]);
+        let upscale = prop::sample::select(vec!["skip", "source"]);
+        (replacements, templates, formats, upscale).prop_map(|(r, t, f, u)| {
+            recipe(&[
+                ("REPLACEMENTS", r),
+                ("KEY_TEMPLATE", t),
+                ("FORMATS", f),
+                ("UPSCALE", u),
+            ])
+        })
+    }
+
+    fn keys() -> impl Strategy<Value = String> {
+        let segment = prop::sample::select(vec![
+            "original",
+            "resized",
+            "photos",
+            "a",
+            "b",
+            "c",
+            "d",
+            "in",
+            "x",
+            "y",
+            "out",
+            "w360",
+            "360",
+            "trips",
+            "a b",
+            "a+b",
+            "%2F",
+            "naïve",
+            "日本",
+            "..",
+            ".",
+            "",
+            "back\\slash",
+        ]);
+        let stem = "[a-z0-9 .+%_-]{0,12}|[0-9]{1,4}|a-360|a_360x270";
+        let ext = prop::sample::select(vec![
+            "jpg", "JPG", "jpeg", "png", "webp", "gif", "tif", "tiff", "txt", "",
+        ]);
+        (prop::collection::vec(segment, 0..4), stem, ext).prop_map(|(dirs, stem, ext)| {
+            let mut key = dirs.join("/");
+            if !key.is_empty() {
+                key.push('/');
+            }
+            key.push_str(&stem);
+            if !ext.is_empty() {
+                key.push('.');
+                key.push_str(ext);
+            }
+            key
+        })
+    }
+
+    proptest! {
+        /// For every key accepted as a source and every output v of it:
+        /// v ≠ k, v is not accepted as a source, v is a safe key, and v lies
+        /// under the destination prefix whenever a replacement maps k.
+        #[test]
+        fn outputs_are_never_sources(recipe in recipes(), key in keys(), w in 1u32..=16384, h in 1u32..=20000) {
+            let Ok(src) = recipe.source_key(&key) else { return Ok(()) };
+            prop_assert!(check_key(&key).is_ok());
+            for &format in recipe.formats() {
+                let width = match recipe.upscale() {
+                    Upscale::Skip => recipe.widths().as_slice()[(w as usize) % recipe.widths().as_slice().len()].get(),
+                    Upscale::SourceWidth => w,
+                };
+                let v = recipe.output_key(&src, width, h, format);
+                prop_assert_ne!(&v, &key);
+                prop_assert!(recipe.source_key(&v).is_err(), "output {} of {} accepted as a source", v, key);
+                prop_assert!(check_key(&v).is_ok(), "output {} is unsafe", v);
+                let dir: Vec<&str> = key.split('/').collect();
+                if let Some(r) = recipe.keys().replacements().iter().find(|r| starts_with(&dir[..dir.len() - 1], &r.from)) {
+                    prop_assert!(v.starts_with(&format!("{}/", r.to())), "{} not under {}", v, r.to());
+                }
+            }
+        }
+
+        /// The guard refuses every pair of overlapping prefixes.
+        #[test]
+        fn overlapping_prefixes_are_refused(a in "[a-c]{1,2}(/[a-c]{1,2}){0,2}", b in "[a-c]{1,2}(/[a-c]{1,2}){0,2}") {
+            let ra = Replacement::parse(&format!("{a}:{b}"));
+            let Ok(ra) = ra else { return Ok(()) };
+            let rules = KeyRules::new(vec![ra.clone()], Template::default());
+            let overlap = is_prefix(&ra.from, &ra.to) || is_prefix(&ra.to, &ra.from);
+            prop_assert_eq!(rules.is_err(), overlap);
+        }
+
+        /// Arbitrary keys never panic and accepted ones are safe.
+        #[test]
+        fn arbitrary_keys(key in "\\PC{0,40}|[a/.\\\\\0]{0,12}") {
+            let r = recipe(&[("REPLACEMENTS", "original:resized")]);
+            if let Ok(src) = r.source_key(&key) {
+                prop_assert!(check_key(src.as_str()).is_ok());
+                prop_assert!(check_key(&r.output_key(&src, 360, 270, Format::Jpeg)).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn long_keys_are_refused() {
+        let r = recipe(&[]);
+        let key = format!("{}.jpg", "a".repeat(1021));
+        assert_eq!(key.len(), 1025);
+        assert_eq!(r.source_key(&key), Err(Skip::UnsafeKey("longer than 1024 bytes")));
+        let key = format!("{}.jpg", "a".repeat(1020));
+        assert!(r.source_key(&key).is_ok());
     }
 }

@@ -535,3 +535,134 @@ fn parse_positive(var: &'static str, s: &str) -> Result<u64, RecipeError> {
         .filter(|&n| n > 0)
         .ok_or_else(|| RecipeError::invalid(var, s.trim(), "a positive integer"))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parse(settings: &[(&str, &str)]) -> Result<Recipe, RecipeError> {
+        Recipe::from_lookup(|name| {
+            settings
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn default_recipe_is_valid() {
+        let r = parse(&[]).unwrap();
+        let widths: Vec<u32> = r.widths().as_slice().iter().map(|w| w.get()).collect();
+        assert_eq!(widths, [360, 720, 1200, 2200]);
+        assert_eq!(r.formats(), [Format::Jpeg]);
+        assert_eq!(r.quality(Format::Jpeg), Quality::new(DEFAULT_JPEG_QUALITY));
+        assert_eq!(r.quality(Format::WebP), Quality::new(DEFAULT_WEBP_QUALITY));
+        assert_eq!(r.upscale(), Upscale::Skip);
+        assert_eq!(r.background(), Rgb::WHITE);
+        assert_eq!(r.limits(), Limits::default());
+        assert!(r.keys().replacements().is_empty());
+    }
+
+    #[test]
+    fn settings_of_2019_keep_working() {
+        let r = parse(&[
+            ("SIZES", "360,720,1200,2200"),
+            ("REPLACEMENTS", "original:resized"),
+        ])
+        .unwrap();
+        assert_eq!(r.widths().as_slice().len(), 4);
+        assert_eq!(r.keys().replacements()[0].to_string(), "original:resized");
+    }
+
+    #[test]
+    fn good_values() {
+        let r = parse(&[
+            ("SIZES", " 2200, 360 ,720"),
+            ("FORMATS", "WebP,jpg,png"),
+            ("JPEG_QUALITY", "90"),
+            ("WEBP_QUALITY", "1"),
+            ("UPSCALE", "source"),
+            ("BACKGROUND", "#10A0fF"),
+            ("MAX_INPUT_BYTES", "1000"),
+            ("MAX_PIXELS", "2000"),
+            ("KEY_TEMPLATE", "{dir}/{width}/{stem}.{ext}"),
+            ("REPLACEMENTS", "a:b, c/d:e/f"),
+        ])
+        .unwrap();
+        let widths: Vec<u32> = r.widths().as_slice().iter().map(|w| w.get()).collect();
+        assert_eq!(widths, [360, 720, 2200]);
+        assert_eq!(r.formats(), [Format::WebP, Format::Jpeg, Format::Png]);
+        assert_eq!(r.quality(Format::Jpeg).map(Quality::get), Some(90));
+        assert_eq!(r.quality(Format::WebP).map(Quality::get), Some(1));
+        assert_eq!(r.upscale(), Upscale::SourceWidth);
+        assert_eq!(r.background(), Rgb([0x10, 0xa0, 0xff]));
+        assert_eq!(r.limits().max_input_bytes, 1000);
+        assert_eq!(r.limits().max_pixels, 2000);
+        assert_eq!(r.keys().replacements().len(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_token() {
+        let cases: &[(&str, &str)] = &[
+            ("SIZES", "0"),
+            ("SIZES", "16385"),
+            ("SIZES", "360,abc"),
+            ("SIZES", "360,,720"),
+            ("SIZES", "-5"),
+            ("SIZES", "360,360"),
+            ("SIZES", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"),
+            ("SIZES", "99999999999999999999"),
+            ("FORMATS", "jpeg,gif"),
+            ("JPEG_QUALITY", "0"),
+            ("JPEG_QUALITY", "101"),
+            ("WEBP_QUALITY", "high"),
+            ("REPLACEMENTS", "original"),
+            ("REPLACEMENTS", ":resized"),
+            ("REPLACEMENTS", "original:"),
+            ("REPLACEMENTS", "original/../x:y"),
+            ("REPLACEMENTS", "original:original"),
+            ("REPLACEMENTS", "original:original/resized"),
+            ("REPLACEMENTS", "photos/original:photos"),
+            ("REPLACEMENTS", "a:b,b:c"),
+            ("KEY_TEMPLATE", "{dir}/{stem}.{ext}"),
+            ("KEY_TEMPLATE", "{dir}/{stem}-{width"),
+            ("UPSCALE", "always"),
+            ("BACKGROUND", "white"),
+            ("MAX_INPUT_BYTES", "0"),
+            ("MAX_PIXELS", "lots"),
+        ];
+        let mut out = String::new();
+        for (var, value) in cases {
+            let msg = match parse(&[(var, value)]) {
+                Ok(_) => "accepted".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            out.push_str(&format!("{var}={value}\n    {msg}\n"));
+        }
+        insta::assert_snapshot!(out);
+    }
+
+    proptest! {
+        /// Any string for any setting parses or errors; it never panics, and
+        /// a rejection names the setting.
+        #[test]
+        fn any_value_parses_or_names_its_setting(i in 0..SETTINGS.len(), value in "\\PC{0,30}|[0-9,]{0,20}") {
+            let var = SETTINGS[i].0;
+            if let Err(e) = parse(&[(var, &value)]) {
+                let msg = e.to_string();
+                prop_assert!(msg.contains(var) || msg.contains("loop"), "{}", msg);
+            }
+        }
+
+        /// Valid width lists round-trip through SIZES.
+        #[test]
+        fn widths_round_trip(ws in prop::collection::btree_set(1u32..=16384, 1..=16)) {
+            let text = ws.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+            let r = parse(&[("SIZES", &text)]).unwrap();
+            let got: Vec<u32> = r.widths().as_slice().iter().map(|w| w.get()).collect();
+            prop_assert_eq!(got, ws.into_iter().collect::<Vec<_>>());
+        }
+    }
+}

@@ -129,6 +129,12 @@ fn open(bytes: &[u8], limits: Limits) -> Result<(Probe, Decoder<'_>), RenderErro
         ));
     };
     let name = format_name(format);
+    if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(RenderError::Decode {
+            format: name,
+            message: "file is truncated (no end-of-image marker after the image data)".to_owned(),
+        });
+    }
     let mut decoder: Decoder<'_> = Box::new(reader.into_decoder().map_err(|e| map_err(name, e))?);
     let (width, height) = decoder.dimensions();
     let pixels = u64::from(width) * u64::from(height);
@@ -331,6 +337,18 @@ fn srgb_transform(icc: &[u8], layout: Layout) -> Option<Arc<dyn TransformExecuto
     transform.transform(&probe, &mut out).ok()?;
     let moved = probe.iter().zip(&out).any(|(a, b)| a.abs_diff(*b) > 2);
     moved.then_some(transform)
+}
+
+/// Whether a JPEG has an end-of-image marker after its first scan. The
+/// decoder fills a truncated file's missing rows with grey instead of
+/// failing (libjpeg-turbo only warns); like sharp's default, we refuse it.
+/// Inside scan data every 0xFF byte is stuffed (`FF 00`) or a restart
+/// marker, so `FF D9` after the first `FF DA` can only be the real end.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let Some(sos) = bytes.windows(2).position(|w| w == [0xFF, 0xDA]) else {
+        return false;
+    };
+    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 fn swaps_axes(o: Orientation) -> bool {
