@@ -1,0 +1,436 @@
+//! Rendering tests on the fixtures: sizes, orientation by pixel content,
+//! colour, alpha, metadata, bad input, and agreement between decoders.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use image::{DynamicImage, GenericImageView, Rgba};
+use resize_core::{render, Format, Recipe, RenderError, Rendition};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn recipe(settings: &[(&str, &str)]) -> Recipe {
+    Recipe::from_lookup(|name| {
+        settings
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap()
+}
+
+fn decode(r: &Rendition) -> DynamicImage {
+    let img = image::load_from_memory(&r.bytes).unwrap();
+    assert_eq!(
+        (img.width(), img.height()),
+        (r.width, r.height),
+        "encoded size matches the rendition"
+    );
+    img
+}
+
+/// Renders `name` at `sizes` in `formats` and checks the sizes made.
+#[track_caller]
+fn check_sizes(name: &str, sizes: &str, formats: &str, expect: &[(u32, u32)]) -> Vec<Rendition> {
+    let out = render(&fixture(name), &recipe(&[("SIZES", sizes), ("FORMATS", formats)]))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut got: Vec<(u32, u32)> = out.iter().map(|r| (r.width, r.height)).collect();
+    got.dedup();
+    assert_eq!(got, expect, "{name}");
+    for r in &out {
+        decode(r);
+    }
+    out
+}
+
+#[test]
+fn sizes_of_every_good_fixture() {
+    check_sizes(
+        "photo-16x9.jpg",
+        "360,720,1200,2200",
+        "jpeg",
+        &[(360, 203), (720, 405), (1200, 675)],
+    );
+    check_sizes(
+        "photo-4x3.jpg",
+        "360,720,1200",
+        "jpeg,webp,png",
+        &[(360, 270), (720, 540)],
+    );
+    check_sizes("photo-upper.JPG", "100,640,641", "jpeg", &[(100, 75), (640, 480)]);
+    check_sizes(
+        "extreme-4000x3.png",
+        "360,2200",
+        "jpeg,webp,png",
+        &[(360, 1), (2200, 2)],
+    );
+    check_sizes("one-pixel.png", "1,2", "jpeg,webp,png", &[(1, 1)]);
+    check_sizes("gray.jpg", "80", "jpeg,webp,png", &[(80, 60)]);
+    check_sizes("gray.png", "80", "jpeg,webp,png", &[(80, 60)]);
+    check_sizes("gray-alpha.png", "80", "jpeg,webp,png", &[(80, 60)]);
+    check_sizes("rgb16.png", "80", "jpeg,webp,png", &[(80, 60)]);
+    check_sizes("palette.png", "80", "jpeg,webp,png", &[(80, 60)]);
+    check_sizes("still.webp", "100", "jpeg,webp,png", &[(100, 75)]);
+    check_sizes("photo.tiff", "100", "jpeg,webp,png", &[(100, 75)]);
+    check_sizes("animated.gif", "32", "jpeg,webp,png", &[(32, 24)]);
+    check_sizes("cmyk.jpg", "60", "jpeg", &[(60, 40)]);
+    check_sizes("alpha.png", "100", "jpeg,webp,png", &[(100, 75)]);
+}
+
+#[test]
+fn upscale_policy_source_width() {
+    let out = render(
+        &fixture("photo-16x9.jpg"),
+        &recipe(&[("SIZES", "360,2200,4000"), ("UPSCALE", "source")]),
+    )
+    .unwrap();
+    let got: Vec<(u32, u32)> = out.iter().map(|r| (r.width, r.height)).collect();
+    assert_eq!(got, [(360, 203), (1280, 720)]);
+}
+
+fn close(a: Rgba<u8>, b: [u8; 4], tol: u8) -> bool {
+    a.0.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= tol)
+}
+
+/// Samples the centres of the four quadrants.
+fn quadrants(img: &DynamicImage) -> [Rgba<u8>; 4] {
+    let (w, h) = img.dimensions();
+    let at = |fx: u32, fy: u32| img.get_pixel(w * fx / 4, h * fy / 4);
+    [at(1, 1), at(3, 1), at(1, 3), at(3, 3)]
+}
+
+const RED: [u8; 4] = [255, 0, 0, 255];
+const GREEN: [u8; 4] = [0, 255, 0, 255];
+const BLUE: [u8; 4] = [0, 0, 255, 255];
+const WHITE: [u8; 4] = [255, 255, 255, 255];
+
+#[test]
+fn all_eight_orientations_come_out_upright() {
+    for n in 1..=8 {
+        let name = format!("orientation/orient-{n}.jpg");
+        for r in render(
+            &fixture(&name),
+            &recipe(&[("SIZES", "60"), ("FORMATS", "jpeg,webp,png")]),
+        )
+        .unwrap()
+        {
+            assert_eq!((r.width, r.height), (60, 40), "{name} {}", r.format);
+            let q = quadrants(&decode(&r));
+            for (got, want) in q.iter().zip([RED, GREEN, BLUE, WHITE]) {
+                assert!(close(*got, want, 40), "{name} {}: quadrants {q:?}", r.format);
+            }
+        }
+    }
+}
+
+#[test]
+fn phone_photo_with_orientation_6_is_portrait() {
+    let out = render(&fixture("phone-orient6.jpg"), &recipe(&[("SIZES", "360,720")])).unwrap();
+    let sizes: Vec<(u32, u32)> = out.iter().map(|r| (r.width, r.height)).collect();
+    assert_eq!(sizes, [(360, 480), (720, 960)]);
+    let q = quadrants(&decode(&out[0]));
+    // Upright top-left is red-ish and bottom-right blue-ish.
+    assert!(q[0][0] > 150 && q[0][2] < 100, "top-left {:?}", q[0]);
+    assert!(q[3][2] > 150 && q[3][0] < 100, "bottom-right {:?}", q[3]);
+}
+
+#[test]
+fn cmyk_jpeg_keeps_its_colours() {
+    let out = render(
+        &fixture("cmyk.jpg"),
+        &recipe(&[("SIZES", "60"), ("FORMATS", "png")]),
+    )
+    .unwrap();
+    let img = decode(&out[0]);
+    assert!(
+        close(img.get_pixel(10, 20), RED, 30),
+        "left {:?}",
+        img.get_pixel(10, 20)
+    );
+    assert!(
+        close(img.get_pixel(50, 20), BLUE, 30),
+        "right {:?}",
+        img.get_pixel(50, 20)
+    );
+}
+
+/// The colour a wide-gamut patch must have in sRGB, computed independently
+/// of the renderer's code path with the reference profile.
+fn to_srgb(profile: moxcms::ColorProfile, rgb: [u8; 3]) -> [u8; 3] {
+    let t = profile
+        .create_transform_8bit(
+            moxcms::Layout::Rgb,
+            &moxcms::ColorProfile::new_srgb(),
+            moxcms::Layout::Rgb,
+            moxcms::TransformOptions::default(),
+        )
+        .unwrap();
+    let mut out = [0u8; 3];
+    t.transform(&rgb, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn wide_gamut_profiles_are_converted_to_srgb() {
+    let cases = [
+        ("display-p3.jpg", moxcms::ColorProfile::new_display_p3()),
+        ("adobe-rgb.jpg", moxcms::ColorProfile::new_adobe_rgb()),
+        ("prophoto.png", moxcms::ColorProfile::new_pro_photo_rgb()),
+    ];
+    for (name, profile) in cases {
+        let out = render(&fixture(name), &recipe(&[("SIZES", "150"), ("FORMATS", "png")])).unwrap();
+        let img = decode(&out[0]);
+        for (x, stored) in [(30, [200u8, 60, 40]), (120, [40, 160, 60])] {
+            let want = to_srgb(profile.clone(), stored);
+            let got = img.get_pixel(x, 50);
+            let tol = if name.ends_with(".jpg") { 12 } else { 3 };
+            assert!(
+                close(got, [want[0], want[1], want[2], 255], tol),
+                "{name} at x={x}: got {got:?}, want {want:?} (stored {stored:?})"
+            );
+            // The conversion matters: the stored values would look wrong.
+            assert!(
+                !close(got, [stored[0], stored[1], stored[2], 255], 6),
+                "{name}: not converted"
+            );
+        }
+    }
+    // An sRGB-tagged source is left as it is.
+    let out = render(
+        &fixture("srgb-tagged.jpg"),
+        &recipe(&[("SIZES", "150"), ("FORMATS", "png")]),
+    )
+    .unwrap();
+    let img = decode(&out[0]);
+    assert!(
+        close(img.get_pixel(30, 50), [200, 60, 40, 255], 12),
+        "{:?}",
+        img.get_pixel(30, 50)
+    );
+}
+
+#[test]
+fn alpha_kept_in_png_and_webp_flattened_in_jpeg() {
+    let check = |background: &str, jpeg_left: [u8; 4]| {
+        let out = render(
+            &fixture("alpha.png"),
+            &recipe(&[
+                ("SIZES", "100"),
+                ("FORMATS", "jpeg,png,webp"),
+                ("BACKGROUND", background),
+            ]),
+        )
+        .unwrap();
+        for r in &out {
+            let img = decode(r);
+            let (left, middle, right) = (
+                img.get_pixel(10, 37),
+                img.get_pixel(50, 37),
+                img.get_pixel(90, 37),
+            );
+            match r.format {
+                Format::Jpeg => {
+                    assert!(close(left, jpeg_left, 8), "jpeg left {left:?}");
+                    assert!(close(middle, RED, 30), "jpeg middle {middle:?}");
+                }
+                _ => {
+                    assert_eq!(left[3], 0, "{} left must stay transparent", r.format);
+                    assert!(close(middle, RED, 20), "{} middle {middle:?}", r.format);
+                    assert!(
+                        right[3].abs_diff(128) <= 8 && right[2] > 200,
+                        "{} right {right:?}",
+                        r.format
+                    );
+                }
+            }
+        }
+    };
+    check("#ffffff", WHITE);
+    check("#000000", [0, 0, 0, 255]);
+}
+
+#[test]
+fn gif_takes_the_first_frame_and_palette_transparency_is_kept() {
+    let out = render(
+        &fixture("animated.gif"),
+        &recipe(&[("SIZES", "32"), ("FORMATS", "png")]),
+    )
+    .unwrap();
+    assert!(close(decode(&out[0]).get_pixel(16, 12), RED, 10));
+    let out = render(
+        &fixture("palette.png"),
+        &recipe(&[("SIZES", "160"), ("FORMATS", "png")]),
+    )
+    .unwrap();
+    let img = decode(&out[0]);
+    assert!(img.color().has_alpha(), "tRNS transparency must survive");
+}
+
+#[test]
+fn metadata_is_stripped() {
+    let out = render(
+        &fixture("photo-4x3.jpg"),
+        &recipe(&[("SIZES", "360"), ("FORMATS", "jpeg,webp,png")]),
+    )
+    .unwrap();
+    for r in &out {
+        for needle in [
+            &b"Exif"[..],
+            b"SECRET-XMP",
+            b"SECRET-COMMENT",
+            b"ResizeTestCam",
+            b"SN-123456",
+            b"http://ns.adobe.com/xap",
+        ] {
+            let found = r.bytes.windows(needle.len()).any(|w| w == needle);
+            assert!(
+                !found,
+                "{} output contains {:?}",
+                r.format,
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+    // The source really had them, so the check above can fail.
+    let src = fixture("photo-4x3.jpg");
+    assert!(src.windows(10).any(|w| w == b"SECRET-XMP"));
+}
+
+fn error_of(bytes: &[u8], settings: &[(&str, &str)]) -> String {
+    match render(bytes, &recipe(settings)) {
+        Ok(out) => panic!("expected an error, got {} renditions", out.len()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_inputs_give_specific_errors() {
+    let mut report = String::new();
+    let mut names: Vec<String> =
+        std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bad"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.ends_with(".md"))
+            .collect();
+    names.sort();
+    for name in names {
+        let msg = error_of(&fixture(&format!("bad/{name}")), &[("SIZES", "16")]);
+        report.push_str(&format!("{name}: {msg}\n"));
+    }
+    insta::assert_snapshot!(report);
+}
+
+#[test]
+fn limits_are_checked_before_decoding() {
+    let bytes = fixture("photo-4x3.jpg");
+    let too_big = (bytes.len() - 1).to_string();
+    assert!(matches!(
+        render(&bytes, &recipe(&[("MAX_INPUT_BYTES", &too_big)])),
+        Err(RenderError::TooManyBytes { .. })
+    ));
+    assert!(matches!(
+        render(&bytes, &recipe(&[("MAX_PIXELS", "479999")])),
+        Err(RenderError::TooManyPixels {
+            width: 800,
+            height: 600,
+            ..
+        })
+    ));
+    assert!(render(&bytes, &recipe(&[("MAX_PIXELS", "480000"), ("SIZES", "100")])).is_ok());
+}
+
+#[test]
+fn every_prefix_of_every_good_fixture_is_an_error_or_an_image() {
+    let names = [
+        "photo-4x3.jpg",
+        "alpha.png",
+        "palette.png",
+        "rgb16.png",
+        "still.webp",
+        "photo.tiff",
+        "animated.gif",
+        "cmyk.jpg",
+        "display-p3.jpg",
+        "orientation/orient-6.jpg",
+    ];
+    let r = recipe(&[("SIZES", "16"), ("FORMATS", "jpeg,webp,png")]);
+    for name in names {
+        let bytes = fixture(name);
+        // Every prefix for small files, a few hundred evenly spaced otherwise.
+        let step = (bytes.len() / 300).max(1);
+        for len in (0..bytes.len()).step_by(step) {
+            if let Ok(out) = render(&bytes[..len], &r) {
+                for r in &out {
+                    decode(r);
+                }
+            }
+        }
+    }
+}
+
+/// Decodes with libjpeg-turbo (`djpeg`) or libwebp (`dwebp`), what browsers use.
+fn reference_decode(r: &Rendition) -> image::RgbaImage {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join(format!("x.{}", r.format.extension()));
+    std::fs::write(&input, &r.bytes).unwrap();
+    let output = dir.path().join("x.pam");
+    let status = match r.format {
+        Format::Jpeg => Command::new("djpeg")
+            .arg("-pnm")
+            .arg("-outfile")
+            .arg(&output)
+            .arg(&input)
+            .status(),
+        Format::WebP => Command::new("dwebp")
+            .arg(&input)
+            .arg("-pam")
+            .arg("-o")
+            .arg(&output)
+            .status(),
+        _ => unreachable!("only lossy formats are compared"),
+    };
+    let status = status.unwrap_or_else(|e| panic!("reference decoder missing ({e}); .ci/run installs it"));
+    assert!(status.success());
+    let bytes = std::fs::read(&output).unwrap();
+    image::load_from_memory(&bytes).unwrap().to_rgba8()
+}
+
+#[test]
+fn outputs_decode_alike_in_browser_decoders_and_the_image_crate() {
+    let r = recipe(&[("SIZES", "60,360,720"), ("FORMATS", "jpeg,webp")]);
+    for name in [
+        "photo-4x3.jpg",
+        "photo-16x9.jpg",
+        "alpha.png",
+        "orientation/orient-5.jpg",
+        "cmyk.jpg",
+        "gray.png",
+    ] {
+        for out in render(&fixture(name), &r).unwrap() {
+            let ours = decode(&out).to_rgba8();
+            let theirs = reference_decode(&out);
+            assert_eq!(ours.dimensions(), theirs.dimensions());
+            let (mut max, mut sum) = (0u8, 0u64);
+            for (a, b) in ours.as_raw().iter().zip(theirs.as_raw()) {
+                let d = a.abs_diff(*b);
+                max = max.max(d);
+                sum += u64::from(d);
+            }
+            let mean = sum as f64 / ours.as_raw().len() as f64;
+            // Conforming IDCTs and chroma upsamplers differ by rounding only;
+            // a broken stream differs by tens to hundreds of levels.
+            assert!(
+                max <= 12 && mean < 1.0,
+                "{name} {}x{} {}: max {max}, mean {mean:.3}",
+                out.width,
+                out.height,
+                out.format
+            );
+        }
+    }
+}
