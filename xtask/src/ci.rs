@@ -36,6 +36,7 @@ type Step = (&'static str, fn(&Path) -> Result<()>);
 pub fn run(root: &Path, only: &[String]) -> Result<()> {
     let steps: &[Step] = &[
         ("fmt", |root| cargo(root, &["fmt", "--all", "--", "--check"], &[])),
+        ("tidy", crate::tidy::run),
         ("clippy", |root| {
             cargo(
                 root,

@@ -2,6 +2,7 @@
 
 mod ci;
 mod fixtures;
+mod tidy;
 mod tiff;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ commands:
   fixtures   regenerate every generated file under fixtures/ (deterministic)
   ci [STEP...]
              run the CI checks in order, stopping at the first failure:
-             fmt, clippy, test, doc, core-deps (resize-core invariants), deny.
+             fmt, tidy (tree checks), clippy, test, doc, core-deps (resize-core
+             invariants), deny.
              Naming steps runs only those (e.g. `cargo xtask ci core-deps deny`).
 ";
 

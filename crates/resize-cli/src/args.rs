@@ -41,43 +41,43 @@ pub struct Args {
     #[arg(long, short, value_name = "DIR")]
     pub out: PathBuf,
 
-    /// Output widths in pixels, comma-separated [env: SIZES] [default: 360,720,1200,2200].
+    /// Output widths in pixels, comma-separated (env SIZES; default 360,720,1200,2200).
     #[arg(long, value_name = "LIST")]
     pub sizes: Option<String>,
 
-    /// Output formats: jpeg, webp, png [env: FORMATS] [default: jpeg].
+    /// Output formats: jpeg, webp, png (env FORMATS; default jpeg).
     #[arg(long, value_name = "LIST")]
     pub formats: Option<String>,
 
-    /// JPEG quality, 1-100 [env: JPEG_QUALITY] [default: 85].
+    /// JPEG quality, 1-100 (env JPEG_QUALITY; default 85).
     #[arg(long, value_name = "N")]
     pub jpeg_quality: Option<String>,
 
-    /// Lossy WebP quality, 1-100 [env: WEBP_QUALITY] [default: 80].
+    /// Lossy WebP quality, 1-100 (env WEBP_QUALITY; default 80).
     #[arg(long, value_name = "N")]
     pub webp_quality: Option<String>,
 
-    /// Replace a leading key prefix, e.g. original:resized (repeatable) [env: REPLACEMENTS].
+    /// Replace a leading key prefix, e.g. original:resized (repeatable) (env REPLACEMENTS).
     #[arg(long = "replace", value_name = "FROM:TO")]
     pub replace: Vec<String>,
 
-    /// Output key template [env: KEY_TEMPLATE] [default: {dir}/{stem}-{width}.{ext}].
+    /// Output key template (env KEY_TEMPLATE; default {dir}/{stem}-{width}.{ext}).
     #[arg(long, value_name = "TEMPLATE")]
     pub key_template: Option<String>,
 
-    /// Widths wider than the source: skip, or source (one output at the source width) [env: UPSCALE].
+    /// Widths wider than the source: skip, or source (one output at the source width) (env UPSCALE).
     #[arg(long, value_name = "POLICY")]
     pub upscale: Option<String>,
 
-    /// Background behind transparency in JPEG, #rrggbb [env: BACKGROUND] [default: #ffffff].
+    /// Background behind transparency in JPEG, #rrggbb (env BACKGROUND; default #ffffff).
     #[arg(long, value_name = "COLOUR")]
     pub background: Option<String>,
 
-    /// Largest source file in bytes [env: MAX_INPUT_BYTES] [default: 67108864].
+    /// Largest source file in bytes (env MAX_INPUT_BYTES; default 67108864).
     #[arg(long, value_name = "BYTES")]
     pub max_input_bytes: Option<String>,
 
-    /// Largest source in pixels [env: MAX_PIXELS] [default: 100000000].
+    /// Largest source in pixels (env MAX_PIXELS; default 100000000).
     #[arg(long, value_name = "PIXELS")]
     pub max_pixels: Option<String>,
 
@@ -93,7 +93,7 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
 
-    /// Images processed at once (each decoded image holds its full pixels) [default: number of CPUs].
+    /// Images processed at once (each decoded image holds its full pixels) (default: number of CPUs).
     #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
 

@@ -580,12 +580,8 @@ mod tests {
 
     #[track_caller]
     fn check_template(template: &str, key: &str, expect: Result<&str, &str>) {
-        let got = Template::parse(template).and_then(|t| {
-            Ok(recipe(&[
-                ("KEY_TEMPLATE", t.as_str()),
-                ("FORMATS", "jpeg,webp,png"),
-            ]))
-        });
+        let got = Template::parse(template)
+            .map(|t| recipe(&[("KEY_TEMPLATE", t.as_str()), ("FORMATS", "jpeg,webp,png")]));
         match (got, expect) {
             (Ok(r), Ok(want)) => {
                 let src = r.source_key(key).unwrap_or_else(|s| panic!("{key} skipped: {s}"));

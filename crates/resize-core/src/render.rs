@@ -297,8 +297,8 @@ fn flatten(rgba: &[u8], bg: Rgb) -> Vec<u8> {
     let mut out = Vec::with_capacity(rgba.len() / 4 * 3);
     for px in rgba.chunks_exact(4) {
         let a = u32::from(px[3]);
-        for c in 0..3 {
-            let v = (u32::from(px[c]) * a + u32::from(bg.0[c]) * (255 - a) + 127) / 255;
+        for (&c, &b) in px[..3].iter().zip(&bg.0) {
+            let v = (u32::from(c) * a + u32::from(b) * (255 - a) + 127) / 255;
             // v ≤ (255·a + 255·(255−a) + 127) / 255 = 255, so it fits a u8.
             out.push(v as u8);
         }
