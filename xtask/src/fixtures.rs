@@ -92,7 +92,7 @@ fn orientation_set(out: &mut Out) -> Result<()> {
         }
         .app_segments(vec![(1, tiff::exif_app1(n, sw, sh)?)])
         .encode(&pixels, sw, sh, JpegColor::Rgb)?;
-        out.write(&format!("orientation/orient-{n}.jpg"), &jpeg)?;
+        out.write(&format!("images/orientation/orient-{n}.jpg"), &jpeg)?;
     }
     Ok(())
 }
@@ -133,7 +133,7 @@ fn photos(out: &mut Out) -> Result<()> {
         JpegColor::Rgb,
     )?;
     let jpeg = insert_comment(&jpeg, b"SECRET-COMMENT")?;
-    out.write("photo-4x3.jpg", &jpeg)?;
+    out.write("images/photo-4x3.jpg", &jpeg)?;
 
     let (w, h) = (1280, 720);
     let jpeg = Jpeg::default().encode(
@@ -142,7 +142,7 @@ fn photos(out: &mut Out) -> Result<()> {
         h,
         JpegColor::Rgb,
     )?;
-    out.write("photo-16x9.jpg", &jpeg)?;
+    out.write("images/photo-16x9.jpg", &jpeg)?;
 
     let (w, h) = (640, 480);
     let jpeg = Jpeg::default().encode(
@@ -151,7 +151,7 @@ fn photos(out: &mut Out) -> Result<()> {
         h,
         JpegColor::Rgb,
     )?;
-    out.write("photo-upper.JPG", &jpeg)?;
+    out.write("images/photo-upper.JPG", &jpeg)?;
 
     phone_orient6(out)?;
 
@@ -161,13 +161,13 @@ fn photos(out: &mut Out) -> Result<()> {
     image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
         .encode(&pixels, w, h, ExtendedColorType::Rgb8)
         .context("encoding still.webp")?;
-    out.write("still.webp", &webp)?;
+    out.write("images/still.webp", &webp)?;
 
     let mut tiff_bytes = Cursor::new(Vec::new());
     image::codecs::tiff::TiffEncoder::new(&mut tiff_bytes)
         .write_image(&pixels, w, h, ExtendedColorType::Rgb8)
         .context("encoding photo.tiff")?;
-    out.write("photo.tiff", tiff_bytes.get_ref())?;
+    out.write("images/photo.tiff", tiff_bytes.get_ref())?;
     Ok(())
 }
 
@@ -203,7 +203,7 @@ fn phone_orient6(out: &mut Out) -> Result<()> {
     }
     .app_segments(vec![(1, tiff::exif_app1(6, sw, sh)?)])
     .encode(&pixels, sw, sh, JpegColor::Rgb)?;
-    out.write("phone-orient6.jpg", &jpeg)
+    out.write("images/phone-orient6.jpg", &jpeg)
 }
 
 /// Smooth gradients plus a few hard-edged shapes: compresses well but has edges, so
@@ -271,9 +271,9 @@ fn colour_managed(out: &mut Out) -> Result<()> {
     let (w, h) = (300, 200);
     let pixels = rgb_from_fn(w, h, |x, _| if x < w / 2 { PATCH_LEFT } else { PATCH_RIGHT });
     let jpegs = [
-        ("display-p3.jpg", ColorProfile::new_display_p3()),
-        ("adobe-rgb.jpg", ColorProfile::new_adobe_rgb()),
-        ("srgb-tagged.jpg", ColorProfile::new_srgb()),
+        ("images/display-p3.jpg", ColorProfile::new_display_p3()),
+        ("images/adobe-rgb.jpg", ColorProfile::new_adobe_rgb()),
+        ("images/srgb-tagged.jpg", ColorProfile::new_srgb()),
     ];
     for (name, profile) in jpegs {
         let jpeg = Jpeg {
@@ -287,7 +287,7 @@ fn colour_managed(out: &mut Out) -> Result<()> {
     }
     let icc = icc_bytes(&ColorProfile::new_pro_photo_rgb())?;
     let png = Png::new(w, h, png::ColorType::Rgb).icc(icc).encode(&pixels)?;
-    out.write("prophoto.png", &png)
+    out.write("images/prophoto.png", &png)
 }
 
 /// Serialises an ICC profile with a fixed creation date. moxcms stamps the current
@@ -362,7 +362,10 @@ fn pixel_formats(out: &mut Out) -> Result<()> {
             vec![0, 0, 255, 128]
         }
     });
-    out.write("alpha.png", &Png::new(w, h, png::ColorType::Rgba).encode(&alpha)?)?;
+    out.write(
+        "images/alpha.png",
+        &Png::new(w, h, png::ColorType::Rgba).encode(&alpha)?,
+    )?;
 
     let (w, h) = (160u32, 120u32);
     let luma =
@@ -376,16 +379,16 @@ fn pixel_formats(out: &mut Out) -> Result<()> {
         }
     });
     let jpeg = Jpeg::default().encode(&gray, w, h, JpegColor::Luma)?;
-    out.write("gray.jpg", &jpeg)?;
+    out.write("images/gray.jpg", &jpeg)?;
     out.write(
-        "gray.png",
+        "images/gray8.png",
         &Png::new(w, h, png::ColorType::Grayscale).encode(&gray)?,
     )?;
     let gray_alpha = pixels_from_fn(w, h, 2, |x, y| {
         vec![luma(x, y), to_u8(255.0 * y as f32 / (h - 1) as f32)]
     });
     let png = Png::new(w, h, png::ColorType::GrayscaleAlpha).encode(&gray_alpha)?;
-    out.write("gray-alpha.png", &png)?;
+    out.write("images/gray-alpha.png", &png)?;
 
     // CMYK the way Photoshop and ImageMagick write it: Adobe APP14 marker and inverted
     // samples. jpeg-encoder does both for `ColorType::Cmyk` (it inverts on the way in),
@@ -404,7 +407,7 @@ fn pixel_formats(out: &mut Out) -> Result<()> {
         ..Jpeg::default()
     }
     .encode(&cmyk, w, h, JpegColor::Cmyk)?;
-    out.write("cmyk.jpg", &jpeg)?;
+    out.write("images/cmyk.jpg", &jpeg)?;
 
     // 16-bit RGB: PNG stores samples big-endian.
     let (w, h) = (160u32, 120u32);
@@ -419,7 +422,7 @@ fn pixel_formats(out: &mut Out) -> Result<()> {
     let png = Png::new(w, h, png::ColorType::Rgb)
         .depth(png::BitDepth::Sixteen)
         .encode(&rgb16)?;
-    out.write("rgb16.png", &png)?;
+    out.write("images/rgb16.png", &png)?;
 
     // Indexed colour with a tRNS chunk: entry 0 is fully transparent, the rest opaque
     // (a tRNS shorter than the palette means "opaque" for the missing entries).
@@ -428,12 +431,12 @@ fn pixel_formats(out: &mut Out) -> Result<()> {
     let png = Png::new(w, h, png::ColorType::Indexed)
         .palette(palette, vec![0])
         .encode(&indexed)?;
-    out.write("palette.png", &png)?;
+    out.write("images/palette.png", &png)?;
 
-    out.write("animated.gif", &animated_gif()?)?;
+    out.write("images/animated.gif", &animated_gif()?)?;
 
     out.write(
-        "one-pixel.png",
+        "images/one-pixel.png",
         &Png::new(1, 1, png::ColorType::Rgb).encode(&[10, 200, 30])?,
     )?;
 
@@ -443,7 +446,7 @@ fn pixel_formats(out: &mut Out) -> Result<()> {
         [to_u8(255.0 * u), to_u8(80.0 * y as f32), to_u8(255.0 * (1.0 - u))]
     });
     out.write(
-        "extreme-4000x3.png",
+        "images/extreme-4000x3.png",
         &Png::new(w, h, png::ColorType::Rgb).encode(&wide)?,
     )?;
     Ok(())
@@ -478,10 +481,10 @@ fn bad(out: &mut Out) -> Result<()> {
     out.write("bad/empty.jpg", &[])?;
 
     // Truncations are taken from the good fixtures just written, so regenerate those first.
-    let photo = fs::read(out.dir.join("photo-4x3.jpg")).context("reading photo-4x3.jpg")?;
-    out.write("bad/truncated.jpg", &photo[..photo.len() * 2 / 5])?;
-    let alpha = fs::read(out.dir.join("alpha.png")).context("reading alpha.png")?;
-    out.write("bad/truncated.png", &alpha[..alpha.len() * 3 / 5])?;
+    let photo = fs::read(out.dir.join("images/photo-4x3.jpg")).context("reading photo-4x3.jpg")?;
+    out.write("bad/truncated-jpg.jpg", &photo[..photo.len() * 2 / 5])?;
+    let alpha = fs::read(out.dir.join("images/alpha.png")).context("reading alpha.png")?;
+    out.write("bad/truncated-png.png", &alpha[..alpha.len() * 3 / 5])?;
 
     let mut rng = XorShift64(0x5EED_F1C7_0000_0001);
     let garbage: Vec<u8> = (0..2048).map(|_| rng.next_u8()).collect();
@@ -495,11 +498,14 @@ trailer << /Root 1 0 R >>\n%%EOF\n",
     )?;
     out.write("bad/text-named.png", b"hello, this is not an image\n")?;
 
-    out.write("bad/huge-header.png", &huge_header_png(60_000, 60_000))?;
-    out.write("bad/huge-header.jpg", &huge_header_jpeg(60_000, 60_000)?)?;
-    out.write("bad/huge-header.gif", &huge_header_gif(60_000, 60_000))?;
-    out.write("bad/huge-header.webp", &huge_header_webp(16_383, 16_383)?)?;
-    out.write("bad/huge-header.tiff", &tiff::huge_header_tiff(60_000, 60_000)?)?;
+    out.write("bad/huge-header-png.png", &huge_header_png(60_000, 60_000))?;
+    out.write("bad/huge-header-jpg.jpg", &huge_header_jpeg(60_000, 60_000)?)?;
+    out.write("bad/huge-header-gif.gif", &huge_header_gif(60_000, 60_000))?;
+    out.write("bad/huge-header-webp.webp", &huge_header_webp(16_383, 16_383)?)?;
+    out.write(
+        "bad/huge-header-tiff.tiff",
+        &tiff::huge_header_tiff(60_000, 60_000)?,
+    )?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! A tiny little-endian TIFF IFD writer.
 //!
-//! EXIF is a TIFF structure, and so is the `huge-header.tiff` bad fixture. Writing the
+//! EXIF is a TIFF structure, and so is the `huge-header-tiff.tiff` bad fixture. Writing the
 //! few entries we need by hand keeps the fixtures byte-for-byte under our control
 //! (no extra dependency, no encoder defaults that could change between versions).
 

@@ -10,8 +10,8 @@ mod fs_storage;
 mod report;
 mod walk;
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -72,8 +72,16 @@ fn run(args: &Args) -> Result<Summary, Failure> {
         .context("cannot prepare the output directory")
         .map_err(Failure::Usage)?;
 
-    let keys: Vec<&str> = walked.files.iter().map(|f| f.key.as_str()).collect();
-    let progress = report::Progress::new(keys.len() as u64, std::io::stderr().is_terminal() && !args.quiet);
+    let mut keys: Vec<&str> = walked.files.iter().map(|f| f.key.as_str()).collect();
+    let mut collisions = Vec::new();
+    for (key, first) in colliding(&recipe, &keys) {
+        collisions.push(ImageLine::failed(
+            key,
+            format!("its outputs would overwrite those of `{first}` (same name, other extension); rename one of them"),
+        ));
+    }
+    keys.retain(|k| !collisions.iter().any(|c| c.key == *k));
+    let progress = report::Progress::new(keys.len() as u64, std::io::stderr().is_terminal(), args.quiet);
     let lines: Mutex<Vec<ImageLine>> = Mutex::new(Vec::with_capacity(keys.len()));
     let next = AtomicUsize::new(0);
     let jobs = args.jobs().min(keys.len().max(1));
@@ -106,6 +114,7 @@ fn run(args: &Args) -> Result<Summary, Failure> {
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     lines.extend(walked.errors);
+    lines.extend(collisions);
     lines.sort_by(|a, b| a.key.cmp(&b.key));
     let summary = Summary::new(lines, started.elapsed(), args.dry_run);
     summary.print(args.json).map_err(Failure::Other)?;
@@ -135,7 +144,23 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Whether `path` is `root` or inside it (both canonical).
-pub(crate) fn is_within(path: &Path, root: &Path) -> bool {
-    path.starts_with(root)
+/// Keys whose outputs would land on another key's outputs: the same
+/// directory and stem with another extension (`a.jpg`, `a.png`). The first
+/// key in sort order keeps its outputs; the others fail rather than
+/// silently overwrite them.
+fn colliding<'k>(recipe: &Recipe, keys: &[&'k str]) -> Vec<(&'k str, &'k str)> {
+    let mut owners: HashMap<(String, String), &str> = HashMap::new();
+    let mut out = Vec::new();
+    for &key in keys {
+        if let Ok(src) = recipe.source_key(key) {
+            let slot = (src.out_dir().to_owned(), src.stem().to_owned());
+            match owners.get(&slot) {
+                Some(&first) => out.push((key, first)),
+                None => {
+                    owners.insert(slot, key);
+                }
+            }
+        }
+    }
+    out
 }

@@ -171,11 +171,12 @@ pub fn dry_run(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOp
 /// A progress bar on a terminal, plain lines on stderr otherwise.
 pub struct Progress {
     bar: Option<ProgressBar>,
+    quiet: bool,
 }
 
 impl Progress {
-    pub fn new(total: u64, terminal: bool) -> Progress {
-        let bar = terminal.then(|| {
+    pub fn new(total: u64, terminal: bool, quiet: bool) -> Progress {
+        let bar = (terminal && !quiet).then(|| {
             let bar = ProgressBar::new(total);
             if let Ok(style) =
                 ProgressStyle::with_template("{bar:40} {pos}/{len} images {elapsed} {wide_msg}")
@@ -184,10 +185,13 @@ impl Progress {
             }
             bar
         });
-        Progress { bar }
+        Progress { bar, quiet }
     }
 
     pub fn image_done(&self, line: &ImageLine) {
+        if self.quiet {
+            return;
+        }
         match &self.bar {
             Some(bar) => {
                 if line.status == Status::Failed {

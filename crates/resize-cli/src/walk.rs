@@ -81,8 +81,11 @@ fn collect(
     found: &mut Vec<(PathBuf, PathBuf)>,
     errors: &mut Vec<ImageLine>,
 ) -> anyhow::Result<()> {
+    // The output directory met *inside* an input is not searched; an input
+    // that is the output directory itself (an in-place run) or lies inside
+    // it is, and the key rules keep its outputs from being taken as sources.
     if let (Some(out), Ok(canonical)) = (out, fs::canonicalize(dir)) {
-        if crate::is_within(&canonical, out) {
+        if !rel.as_os_str().is_empty() && canonical == out {
             return Ok(());
         }
     }

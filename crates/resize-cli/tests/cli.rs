@@ -1,0 +1,23 @@
+//! End-to-end tests of the `resize-cli` binary.
+//!
+//! Every test runs the real binary (`CARGO_BIN_EXE_resize-cli`) with
+//! `std::process::Command` on a temporary copy of `fixtures/`, with the
+//! setting variables (SIZES, FORMATS, …) removed from its environment, and
+//! checks what a user would see: exit codes, files on disk afterwards,
+//! decoded pixel sizes and colours, and the printed report.
+//!
+//! The modules live in `tests/cli/`; this file is the one test binary.
+
+#[path = "cli/support.rs"]
+mod support;
+
+#[path = "cli/batch.rs"]
+mod batch;
+#[path = "cli/incremental.rs"]
+mod incremental;
+#[path = "cli/keys.rs"]
+mod keys;
+#[path = "cli/pixels.rs"]
+mod pixels;
+#[path = "cli/usage.rs"]
+mod usage;

@@ -1,0 +1,327 @@
+//! Runs over existing outputs (up to date, `--force`, changed sources),
+//! `--dry-run`, the `--json` and text reports, and temporary files.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use crate::support::{
+    at, decode, mtime, reasons, redact, set_mtime, status_of, variants, Sandbox, TEMP_PREFIX,
+};
+
+const CARD: &str = "orientation/orient-1.jpg";
+
+/// Sources dated 2001, outputs redated to 2010 after the first run: a run
+/// that rewrites an output gives it the current time, one that keeps it
+/// leaves 2010, whatever the clock resolution.
+#[test]
+fn incremental_runs_force_and_changed_sources() {
+    let sb = Sandbox::new();
+    let a = sb.copy_fixture(CARD, "in/a.jpg");
+    let b = sb.copy_fixture("alpha.png", "in/b.png");
+    set_mtime(&a, at(1_000_000_000));
+    set_mtime(&b, at(1_000_000_000));
+    let args = [
+        "--sizes",
+        "60,100",
+        "--formats",
+        "jpeg,png",
+        "--json",
+        "--out",
+        "out",
+        "in",
+    ];
+    let outputs = [
+        "a-100.jpg",
+        "a-100.png",
+        "a-60.jpg",
+        "a-60.png",
+        "b-100.jpg",
+        "b-100.png",
+        "b-60.jpg",
+        "b-60.png",
+    ];
+
+    let first = sb.run(&args);
+    first.expect_code(0);
+    assert_eq!(first.json()["images_written"], 2);
+    assert_eq!(first.json()["variants_written"], 8);
+    assert_eq!(sb.files("out"), outputs);
+    let kept = at(1_300_000_000);
+    for o in outputs {
+        set_mtime(&sb.path(&format!("out/{o}")), kept);
+    }
+    let contents = |sb: &Sandbox| -> Vec<Vec<u8>> {
+        outputs
+            .iter()
+            .map(|o| fs::read(sb.path(&format!("out/{o}"))).expect("read output"))
+            .collect()
+    };
+    let before = contents(&sb);
+
+    // (what, extra args, change before the run, sources expected rebuilt)
+    type Change = fn(&Sandbox);
+    let table: [(&str, &[&str], Change, &[&str]); 4] = [
+        ("second run", &[], |_| {}, &[]),
+        ("--force", &["--force"], |_| {}, &["a", "b"]),
+        (
+            "a.jpg touched",
+            &[],
+            |sb| set_mtime(&sb.path("in/a.jpg"), at(1_600_000_000)),
+            &["a"],
+        ),
+        ("b.png rewritten", &[], |sb| rewrite(&sb.path("in/b.png")), &["b"]),
+    ];
+    for (what, extra, change, rebuilt) in table {
+        set_mtime(&a, at(1_000_000_000));
+        set_mtime(&b, at(1_000_000_000));
+        for o in outputs {
+            set_mtime(&sb.path(&format!("out/{o}")), kept);
+        }
+        change(&sb);
+        let all: Vec<&str> = args.iter().chain(extra).copied().collect();
+        let run = sb.run(&all);
+        run.expect_code(0);
+        let report = run.json();
+        assert_eq!(report["images_written"], rebuilt.len(), "{what}: images written");
+        assert_eq!(
+            report["images_skipped"],
+            2 - rebuilt.len(),
+            "{what}: images skipped"
+        );
+        assert_eq!(
+            report["variants_written"],
+            4 * rebuilt.len(),
+            "{what}: variants written"
+        );
+        for (key, reason) in reasons(&report, "skipped") {
+            assert_eq!(reason, "all variants are up to date", "{what}: {key}");
+        }
+        assert_eq!(sb.files("out"), outputs, "{what}: files");
+        for o in outputs {
+            let path = sb.path(&format!("out/{o}"));
+            let was_rebuilt = rebuilt.iter().any(|r| o.starts_with(&format!("{r}-")));
+            assert_eq!(mtime(&path) != kept, was_rebuilt, "{what}: {o} rewritten");
+            decode(&path);
+        }
+    }
+    // Same inputs, same encoder: rebuilt outputs have the same bytes.
+    assert_eq!(contents(&sb), before);
+}
+
+/// Rewrites a file with the same bytes (new mtime: now).
+fn rewrite(path: &std::path::Path) {
+    let bytes = fs::read(path).expect("read");
+    fs::write(path, bytes).expect("write");
+}
+
+/// `--dry-run` writes nothing, not even the output directory, and lists
+/// the planned variants; over up-to-date outputs it plans nothing.
+#[test]
+fn dry_run_writes_nothing() {
+    let sb = Sandbox::new();
+    sb.copy_fixture(CARD, "in/a.jpg");
+    sb.copy_fixture("photo-16x9.jpg", "in/trips/b.jpg");
+    sb.copy_fixture("animated.gif", "in/small.gif");
+    sb.copy_fixture("bad/truncated-png.png", "in/broken.png");
+    let args = [
+        "--sizes",
+        "60,100,720",
+        "--formats",
+        "jpeg,webp",
+        "--json",
+        "--out",
+        "out",
+        "in",
+    ];
+
+    let run = sb.run(&[&["--dry-run"], &args[..]].concat());
+    // Headers only: the truncated PNG has a good header, so it is planned.
+    run.expect_code(0);
+    assert!(!sb.path("out").exists(), "dry run created the output directory");
+    assert_eq!(sb.files("in").len(), 4, "dry run wrote into the input");
+    let mut report = run.json();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["variants_planned"], 16);
+    assert_eq!(report["variants_written"], 0);
+    assert_eq!(report["bytes_out"], 0);
+    assert!(
+        variants(&report).values().all(|v| v.3.is_none()),
+        "dry run reports encoded bytes"
+    );
+    redact(&mut report, &["seconds"]);
+    insta::assert_json_snapshot!("dry_run_report", report);
+
+    // Now for real: what was planned is written, except for the broken file.
+    let strip = |m: BTreeMap<String, (u32, u32, String, Option<u64>)>| -> Vec<(String, u32, u32, String)> {
+        m.into_iter().map(|(k, v)| (k, v.0, v.1, v.2)).collect()
+    };
+    let mut planned = strip(variants(&report));
+    planned.retain(|v| !v.0.starts_with("broken-"));
+    let real = sb.run(&args);
+    real.expect_code(1);
+    assert_eq!(
+        reasons(&real.json(), "failed").keys().collect::<Vec<_>>(),
+        ["broken.png"]
+    );
+    assert_eq!(strip(variants(&real.json())), planned);
+    let files = sb.files("out");
+    assert_eq!(files, planned.iter().map(|v| v.0.clone()).collect::<Vec<_>>());
+
+    // Over up-to-date outputs a dry run plans only the broken file's
+    // variants and touches nothing.
+    let times: Vec<_> = files
+        .iter()
+        .map(|f| mtime(&sb.path(&format!("out/{f}"))))
+        .collect();
+    let again = sb.run(&[&["--dry-run"], &args[..]].concat());
+    again.expect_code(0);
+    let again = again.json();
+    assert_eq!(again["variants_planned"], 4);
+    assert_eq!(status_of(&again, "broken.png"), "planned");
+    for key in ["a.jpg", "trips/b.jpg", "small.gif"] {
+        assert_eq!(
+            reasons(&again, "skipped")[key],
+            "all variants are up to date",
+            "{key}"
+        );
+    }
+    let times_after: Vec<_> = files
+        .iter()
+        .map(|f| mtime(&sb.path(&format!("out/{f}"))))
+        .collect();
+    assert_eq!(times, times_after);
+    assert_eq!(sb.files("out"), files);
+}
+
+/// The `--json` report of a small run, with the time and the encoders'
+/// byte counts redacted (each byte count is checked against the file).
+#[test]
+fn json_report() {
+    let sb = Sandbox::new();
+    sb.copy_fixture(CARD, "in/a.jpg");
+    sb.copy_fixture("alpha.png", "in/sub/b.png");
+    sb.copy_fixture("one-pixel.png", "in/dot.png");
+    sb.write("in/notes.txt", b"hello");
+    sb.copy_fixture("bad/huge-header-png.png", "in/huge.png");
+    let run = sb.run(&[
+        "--sizes",
+        "60,100",
+        "--formats",
+        "jpeg,png",
+        "--json",
+        "--out",
+        "out",
+        "in",
+    ]);
+    run.expect_code(1);
+    let mut report = run.json();
+
+    let mut total = 0;
+    for (key, (_, _, _, bytes)) in variants(&report) {
+        let len = fs::metadata(sb.path(&format!("out/{key}")))
+            .expect("output")
+            .len();
+        assert!(len > 0, "{key} is empty");
+        assert_eq!(bytes, Some(len), "bytes of {key}");
+        total += len;
+    }
+    assert_eq!(report["bytes_out"], total);
+    let bytes_in: u64 = ["in/a.jpg", "in/sub/b.png", "in/dot.png", "in/huge.png"]
+        .iter()
+        .map(|f| fs::metadata(sb.path(f)).expect("source").len())
+        .sum();
+    assert_eq!(report["bytes_in"], bytes_in);
+
+    redact(
+        &mut report,
+        &["seconds", "bytes_out", "results/*/variants/*/bytes"],
+    );
+    insta::assert_json_snapshot!("json_report", report);
+}
+
+/// The text summary on stdout (time redacted) and per-image lines on stderr.
+#[test]
+fn text_report() {
+    let sb = Sandbox::new();
+    sb.copy_fixture(CARD, "in/a.jpg");
+    sb.copy_fixture("bad/empty.jpg", "in/empty.jpg");
+    sb.write("in/notes.txt", b"hello");
+    let run = sb.run(&["--sizes", "60", "--out", "out", "in"]);
+    run.expect_code(1);
+    let (summary, rest) = run.stdout.split_once('\n').expect("a summary line");
+    // "…; 1.7 KiB in, 1.0 KiB out; 0.01 s": redact the encoder's bytes and the time.
+    let parts: Vec<&str> = summary.split("; ").collect();
+    let [counts, variants, bytes, secs] = parts[..] else {
+        panic!("unexpected summary {summary:?}");
+    };
+    assert!(
+        secs.ends_with(" s") && secs.trim_end_matches(" s").parse::<f64>().is_ok(),
+        "{secs}"
+    );
+    let (bytes_in, bytes_out) = bytes.split_once(", ").expect("in, out");
+    assert!(
+        bytes_out.ends_with(" out") && !bytes_out.starts_with("0 B"),
+        "{bytes_out}"
+    );
+    insta::assert_snapshot!(format!("{counts}; {variants}; {bytes_in}, [bytes] out; [seconds]\n{rest}"), @r"
+    3 images: 1 written, 1 skipped, 1 failed; 1 variants written; 1.7 KiB in, [bytes] out; [seconds]
+    failed: empty.jpg: cannot render `empty.jpg`: input is empty
+    ");
+    let mut lines: Vec<&str> = run.stderr.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "FAIL empty.jpg: cannot render `empty.jpg`: input is empty",
+            "ok   a.jpg (1 variants)",
+            "skip notes.txt: not an image: extension is not one of jpg, jpeg, png, webp, gif, tif, tiff",
+        ]
+    );
+}
+
+/// Regression (found by the CLI suite): `--quiet` ("No progress bar or per-image lines; only the summary")
+/// is ignored when stderr is not a terminal: `Progress::new` only uses
+/// `quiet` to decide on the bar, and without a bar `image_done` always
+/// prints `ok …`/`skip …`/`FAIL …` lines to stderr. So in CI, cron and pipes
+/// (exactly where -q is used) every image still gets a line.
+#[test]
+fn quiet_prints_only_the_summary() {
+    let sb = Sandbox::new();
+    sb.copy_fixture(CARD, "in/a.jpg");
+    sb.copy_fixture("bad/empty.jpg", "in/empty.jpg");
+    let run = sb.run(&["--quiet", "--sizes", "60", "--out", "out", "in"]);
+    run.expect_code(1);
+    assert_eq!(run.stderr, "", "per-image lines under --quiet");
+    assert!(run.stdout.starts_with("2 images: 1 written"), "{}", run.stdout);
+}
+
+/// No temporary file is left after a run, and stale ones from a killed run
+/// (anywhere under the output directory) are removed; other files stay.
+#[test]
+fn temporary_files_are_cleaned_up() {
+    let sb = Sandbox::new();
+    sb.copy_fixture(CARD, "in/a.jpg");
+    sb.copy_fixture(CARD, "in/sub/b.jpg");
+    sb.write("out/.resize-tmp-xyz", b"half a jpeg");
+    sb.write("out/sub/deeper/.resize-tmp-abc", b"half a png");
+    sb.write("out/keep.txt", b"not ours");
+    sb.run(&[
+        "--sizes",
+        "60,100",
+        "--formats",
+        "jpeg,webp,png",
+        "--out",
+        "out",
+        "in",
+    ])
+    .expect_code(0);
+    let files = sb.files("out");
+    let temps: Vec<&String> = files
+        .iter()
+        .filter(|f| f.rsplit('/').next().unwrap_or(f).starts_with(TEMP_PREFIX))
+        .collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+    assert_eq!(files.len(), 13, "{files:?}");
+    assert!(files.contains(&"keep.txt".to_owned()));
+    assert!(files.contains(&"sub/b-100.webp".to_owned()));
+}
