@@ -361,3 +361,197 @@ fn job(
     }
     Ok(Ok(written))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::keys::Skip;
+
+    fn recipe(settings: &[(&str, &str)]) -> Recipe {
+        Recipe::from_lookup(|n| {
+            settings
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap()
+    }
+
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::RgbImage::from_pixel(width, height, image::Rgb([30, 90, 200]))
+            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
+            .unwrap();
+        out
+    }
+
+    /// A store whose puts fail, transiently or not.
+    struct FailingPuts {
+        inner: MemoryStorage,
+        transient: bool,
+    }
+
+    impl Storage for FailingPuts {
+        fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+            self.inner.get(key)
+        }
+        fn put(&self, key: &str, _: Object<'_>) -> Result<(), StorageError> {
+            let message = format!("put {key} refused");
+            Err(if self.transient {
+                StorageError::Transient {
+                    message,
+                    source: None,
+                }
+            } else {
+                StorageError::Permanent {
+                    message,
+                    source: None,
+                }
+            })
+        }
+    }
+
+    /// Runs `key` against a store holding `objects` and describes the outcome
+    /// and the keys stored afterwards.
+    #[track_caller]
+    fn check(objects: &[(&str, Vec<u8>)], key: &str, expect: &str) {
+        let store = MemoryStorage::new();
+        for (k, v) in objects {
+            store.insert(k, v.clone());
+        }
+        let r = recipe(&[
+            ("SIZES", "100,200"),
+            ("REPLACEMENTS", "original:resized"),
+            ("FORMATS", "jpeg,webp"),
+        ]);
+        let report = run_job(&store, &r, key, JobOptions::default());
+        let outcome = match &report.outcome {
+            Outcome::Written(v) => {
+                let sizes: Vec<String> = v
+                    .iter()
+                    .map(|w| format!("{}x{} {}", w.width, w.height, w.format))
+                    .collect();
+                format!("written {}", sizes.join(", "))
+            }
+            Outcome::Skipped(s) => format!("skipped: {s}"),
+            Outcome::Failed(e) => format!("failed (transient: {}): {e}", e.is_transient()),
+        };
+        let got = format!("{outcome}\nstored: {}", store.keys().join(" "));
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn jobs() {
+        check(
+            &[("original/a.jpg", jpeg(400, 300))],
+            "original/a.jpg",
+            "written 100x75 jpeg, 100x75 webp, 200x150 jpeg, 200x150 webp\n\
+             stored: original/a.jpg resized/a-100.jpg resized/a-100.webp resized/a-200.jpg resized/a-200.webp",
+        );
+        check(
+            &[("original/a.jpg", jpeg(150, 100))],
+            "original/a.jpg",
+            "written 100x67 jpeg, 100x67 webp\nstored: original/a.jpg resized/a-100.jpg resized/a-100.webp",
+        );
+        check(
+            &[("original/a.jpg", jpeg(50, 50))],
+            "original/a.jpg",
+            "skipped: source is 50 px wide, narrower than every requested width\nstored: original/a.jpg",
+        );
+        check(
+            &[("original/a.txt", b"hello".to_vec())],
+            "original/a.txt",
+            "skipped: not an image: extension is not one of jpg, jpeg, png, webp, gif, tif, tiff\nstored: original/a.txt",
+        );
+        check(
+            &[("resized/a-100.jpg", jpeg(100, 75))],
+            "resized/a-100.jpg",
+            "skipped: under destination prefix `resized`\nstored: resized/a-100.jpg",
+        );
+        check(
+            &[("original/a.jpg", b"not a jpeg at all".to_vec())],
+            "original/a.jpg",
+            "failed (transient: false): cannot render `original/a.jpg`: unsupported format: not a JPEG, PNG, WebP, GIF or TIFF file\nstored: original/a.jpg",
+        );
+        check(
+            &[],
+            "original/missing.jpg",
+            "failed (transient: false): cannot read `original/missing.jpg`: no object at `original/missing.jpg`\nstored: ",
+        );
+    }
+
+    #[test]
+    fn variants_carry_content_type_and_source_metadata() {
+        let store = MemoryStorage::new();
+        store.insert("original/trips/a b.jpg", jpeg(400, 300));
+        let r = recipe(&[
+            ("SIZES", "100"),
+            ("REPLACEMENTS", "original:resized"),
+            ("FORMATS", "jpeg,webp"),
+        ]);
+        run_job(&store, &r, "original/trips/a b.jpg", JobOptions::default());
+        for (key, ct) in [
+            ("resized/trips/a b-100.jpg", "image/jpeg"),
+            ("resized/trips/a b-100.webp", "image/webp"),
+        ] {
+            let o = store.object(key).unwrap();
+            assert_eq!(o.content_type, ct);
+            assert_eq!(
+                o.metadata.get(META_SOURCE).map(String::as_str),
+                Some("original/trips/a b.jpg")
+            );
+        }
+    }
+
+    #[test]
+    fn storage_failures_keep_their_kind() {
+        for transient in [true, false] {
+            let inner = MemoryStorage::new();
+            inner.insert("original/a.jpg", jpeg(400, 300));
+            let store = FailingPuts { inner, transient };
+            let r = recipe(&[("SIZES", "100"), ("REPLACEMENTS", "original:resized")]);
+            let report = run_job(&store, &r, "original/a.jpg", JobOptions::default());
+            match report.outcome {
+                Outcome::Failed(e) => {
+                    assert_eq!(e.is_transient(), transient);
+                    assert_eq!(
+                        e.to_string(),
+                        "cannot write `resized/a-100.jpg`: put resized/a-100.jpg refused"
+                    );
+                }
+                other => panic!("expected a failure, got {other:?}"),
+            }
+        }
+    }
+
+    /// A store that says every variant is current: nothing is decoded or
+    /// written unless forced.
+    struct AllCurrent(MemoryStorage);
+
+    impl Storage for AllCurrent {
+        fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+            self.0.get(key)
+        }
+        fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
+            self.0.put(key, object)
+        }
+        fn is_current(&self, _: &str, _: &str) -> Result<bool, StorageError> {
+            Ok(true)
+        }
+    }
+
+    #[test]
+    fn up_to_date_variants_are_not_rebuilt_unless_forced() {
+        let store = AllCurrent(MemoryStorage::new());
+        store.0.insert("a.jpg", jpeg(400, 300));
+        let r = recipe(&[("SIZES", "100")]);
+        let report = run_job(&store, &r, "a.jpg", JobOptions::default());
+        assert!(matches!(report.outcome, Outcome::Skipped(Skip::UpToDate)));
+        assert_eq!(store.0.keys(), ["a.jpg"]);
+        let report = run_job(&store, &r, "a.jpg", JobOptions { force: true });
+        assert!(matches!(report.outcome, Outcome::Written(ref v) if v.len() == 1));
+        assert_eq!(store.0.keys(), ["a-100.jpg", "a.jpg"]);
+    }
+}
