@@ -408,6 +408,23 @@ impl Recipe {
             .render(&source.out_dir, &source.stem, width, height, format.extension())
     }
 
+    /// The longest prefix every output key of `source` starts with (the
+    /// template rendered up to its first size or format placeholder), for
+    /// listing a source's variants when the source itself is gone.
+    pub fn output_prefix(&self, source: &SourceKey) -> String {
+        let t = &self.keys.template;
+        let cut = t
+            .parts
+            .iter()
+            .position(|p| matches!(p, Part::Width | Part::Height | Part::Ext))
+            .unwrap_or(t.parts.len());
+        let head = Template {
+            text: String::new(),
+            parts: t.parts[..cut].to_vec(),
+        };
+        head.render(&source.out_dir, &source.stem, 0, 0, "")
+    }
+
     /// Whether `key` could be one of this recipe's outputs (for some source).
     pub fn looks_like_output(&self, key: &str) -> bool {
         let exts: Vec<&str> = self.formats.iter().map(|f| f.extension()).collect();
@@ -753,6 +770,22 @@ mod tests {
                 prop_assert!(check_key(src.as_str()).is_ok());
                 prop_assert!(check_key(&r.output_key(&src, 360, 270, Format::Jpeg)).is_ok());
             }
+        }
+    }
+
+    #[test]
+    fn output_prefixes() {
+        let r = recipe(&[("REPLACEMENTS", "original:resized")]);
+        let src = r.source_key("original/trips/a.b.jpg").unwrap();
+        assert_eq!(r.output_prefix(&src), "resized/trips/a.b-");
+        let r = recipe(&[("KEY_TEMPLATE", "{dir}/{width}/{stem}.{ext}")]);
+        assert_eq!(r.output_prefix(&r.source_key("a.jpg").unwrap()), "");
+        assert_eq!(r.output_prefix(&r.source_key("t/a.jpg").unwrap()), "t/");
+        for key in ["t/a.jpg", "a.jpg"] {
+            let src = r.source_key(key).unwrap();
+            assert!(r
+                .output_key(&src, 360, 270, Format::Jpeg)
+                .starts_with(&r.output_prefix(&src)));
         }
     }
 

@@ -1,0 +1,207 @@
+//! Event documents in, tasks out: S3 notifications (direct, inside SQS
+//! messages, inside SNS notifications) and EventBridge "Object Created" /
+//! "Object Deleted" events. Parsing is pure and never fails: shapes we do
+//! not know are reported as ignored, so they are logged, not retried.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::Value;
+
+/// What to do for one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// An object was created (Put, Post, Copy, CompleteMultipartUpload).
+    Created {
+        /// Bucket name.
+        bucket: String,
+        /// The key, URL-decoded.
+        key: String,
+        /// The ETag from the event, without quotes, when present.
+        etag: Option<String>,
+    },
+    /// An object was removed.
+    Removed {
+        /// Bucket name.
+        bucket: String,
+        /// The key, URL-decoded.
+        key: String,
+    },
+}
+
+/// One SQS message and the tasks its body holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqsItem {
+    /// The message id, reported back when the message fails.
+    pub message_id: String,
+    /// The tasks; empty for a test event or an unknown body.
+    pub tasks: Vec<Task>,
+    /// Why the body yielded no tasks, if it did not.
+    pub ignored: Option<String>,
+}
+
+/// A parsed invocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invocation {
+    /// S3, SNS or EventBridge: the invocation fails when a task fails
+    /// transiently, so Lambda retries it.
+    Direct {
+        /// The tasks, in event order.
+        tasks: Vec<Task>,
+        /// Records that yielded no task, and why.
+        ignored: Vec<String>,
+    },
+    /// SQS: failed messages are reported in a batch response.
+    Sqs(Vec<SqsItem>),
+    /// Nothing to do (an `s3:TestEvent`, an unknown shape).
+    Ignored(String),
+}
+
+/// Parses an invocation payload.
+pub fn parse(payload: &Value) -> Invocation {
+    if payload.get("Records").is_some_and(|r| {
+        r.as_array()
+            .and_then(|a| a.first())
+            .and_then(|r| r.get("eventSource"))
+            .and_then(Value::as_str)
+            == Some("aws:sqs")
+    }) {
+        return match serde_json::from_value::<SqsEvent>(payload.clone()) {
+            Ok(event) => Invocation::Sqs(
+                event
+                    .records
+                    .into_iter()
+                    .map(|m| {
+                        let body = m.body.as_deref().unwrap_or("");
+                        let (tasks, ignored) = match serde_json::from_str::<Value>(body) {
+                            Ok(inner) => match parse(&inner) {
+                                Invocation::Direct { tasks, ignored } => (tasks, ignored.first().cloned()),
+                                Invocation::Ignored(why) => (Vec::new(), Some(why)),
+                                Invocation::Sqs(_) => (Vec::new(), Some("nested sqs event".to_owned())),
+                            },
+                            Err(_) => (Vec::new(), Some("message body is not JSON".to_owned())),
+                        };
+                        SqsItem {
+                            message_id: m.message_id.unwrap_or_default(),
+                            tasks,
+                            ignored,
+                        }
+                    })
+                    .collect(),
+            ),
+            Err(e) => Invocation::Ignored(format!("malformed sqs event: {e}")),
+        };
+    }
+    if let Some(records) = payload.get("Records").and_then(Value::as_array) {
+        let mut tasks = Vec::new();
+        let mut ignored = Vec::new();
+        for record in records {
+            if let Some(message) = record.pointer("/Sns/Message").and_then(Value::as_str) {
+                match serde_json::from_str::<Value>(message).map(|v| parse(&v)) {
+                    Ok(Invocation::Direct { tasks: t, ignored: i }) => {
+                        tasks.extend(t);
+                        ignored.extend(i);
+                    }
+                    Ok(Invocation::Ignored(why)) => ignored.push(why),
+                    Ok(Invocation::Sqs(_)) => ignored.push("sqs event inside sns".to_owned()),
+                    Err(_) => ignored.push("sns message is not JSON".to_owned()),
+                }
+                continue;
+            }
+            match s3_record(record) {
+                Ok(task) => tasks.push(task),
+                Err(why) => ignored.push(why),
+            }
+        }
+        return Invocation::Direct { tasks, ignored };
+    }
+    if payload.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Invocation::Ignored("s3:TestEvent".to_owned());
+    }
+    if payload.get("source").and_then(Value::as_str) == Some("aws.s3") {
+        return match eventbridge(payload) {
+            Ok(task) => Invocation::Direct {
+                tasks: vec![task],
+                ignored: Vec::new(),
+            },
+            Err(why) => Invocation::Ignored(why),
+        };
+    }
+    Invocation::Ignored("unknown event shape".to_owned())
+}
+
+fn s3_record(record: &Value) -> Result<Task, String> {
+    let name = record.get("eventName").and_then(Value::as_str).unwrap_or("");
+    let bucket = record.pointer("/s3/bucket/name").and_then(Value::as_str);
+    let key = record.pointer("/s3/object/key").and_then(Value::as_str);
+    let (Some(bucket), Some(key)) = (bucket, key) else {
+        return Err(format!("record without bucket or key (event `{name}`)"));
+    };
+    // Notification keys are form-encoded: `+` is a space, `%XX` a UTF-8 byte.
+    let key = decode_key(key).ok_or_else(|| format!("key `{key}` is not valid URL-encoded UTF-8"))?;
+    let bucket = bucket.to_owned();
+    let event = name.strip_prefix("s3:").unwrap_or(name);
+    if event.starts_with("ObjectCreated:") {
+        let etag = record
+            .pointer("/s3/object/eTag")
+            .and_then(Value::as_str)
+            .map(|e| e.trim_matches('"').to_owned());
+        Ok(Task::Created { bucket, key, etag })
+    } else if event.starts_with("ObjectRemoved:") {
+        Ok(Task::Removed { bucket, key })
+    } else {
+        Err(format!("event `{name}` is not handled"))
+    }
+}
+
+fn eventbridge(event: &Value) -> Result<Task, String> {
+    let kind = event.get("detail-type").and_then(Value::as_str).unwrap_or("");
+    let bucket = event.pointer("/detail/bucket/name").and_then(Value::as_str);
+    // EventBridge carries keys as they are, not URL-encoded.
+    let key = event.pointer("/detail/object/key").and_then(Value::as_str);
+    let (Some(bucket), Some(key)) = (bucket, key) else {
+        return Err(format!("eventbridge `{kind}` without bucket or key"));
+    };
+    let (bucket, key) = (bucket.to_owned(), key.to_owned());
+    match kind {
+        "Object Created" => Ok(Task::Created {
+            bucket,
+            key,
+            etag: event
+                .pointer("/detail/object/etag")
+                .and_then(Value::as_str)
+                .map(|e| e.trim_matches('"').to_owned()),
+        }),
+        "Object Deleted" => Ok(Task::Removed { bucket, key }),
+        _ => Err(format!("eventbridge `{kind}` is not handled")),
+    }
+}
+
+/// Decodes a key the way S3 encodes it in notifications: `+` is a space,
+/// then `%XX` escapes are UTF-8 bytes. `None` when the result is not UTF-8.
+pub fn decode_key(encoded: &str) -> Option<String> {
+    let spaced = encoded.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_key(encoded: &str, expect: Option<&str>) {
+        assert_eq!(decode_key(encoded).as_deref(), expect);
+    }
+
+    #[test]
+    fn keys_are_decoded_like_s3_encodes_them() {
+        check_key("a+b.jpg", Some("a b.jpg"));
+        check_key("a%2Bb.jpg", Some("a+b.jpg"));
+        check_key("trips/%28copy%29+1.jpg", Some("trips/(copy) 1.jpg"));
+        check_key("na%C3%AFve/%E6%97%A5%E6%9C%AC.png", Some("naïve/日本.png"));
+        check_key("100%25.jpg", Some("100%.jpg"));
+        check_key("bad%FF.jpg", None);
+        check_key("plain/key.jpg", Some("plain/key.jpg"));
+    }
+}

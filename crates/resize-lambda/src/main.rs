@@ -1,0 +1,121 @@
+//! `bootstrap`: the Lambda function for the `provided.al2023` runtime.
+//!
+//! Init builds the recipe and the S3 client once; an invalid recipe is
+//! reported to the Runtime API as an init error, so the function fails to
+//! start with a clear message instead of failing every invocation.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use resize_lambda::config::Config;
+use resize_lambda::handler::{self, App};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
+            }),
+        )
+        .with_current_span(true)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            init_error("Runtime.Init", &format!("cannot start the async runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "runtime stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = match Config::from_lookup(|name| std::env::var(name).ok(), cpus) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            init_error("Runtime.InvalidConfiguration", &e.to_string());
+            std::process::exit(1);
+        }
+    };
+    // Standard retries (3 attempts, exponential backoff with jitter) absorb
+    // passing S3 errors; the timeouts keep a stalled connection from using
+    // up the invocation.
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(20))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .load()
+        .await;
+    let s3_config = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(config.force_path_style)
+        .build();
+    let app = Arc::new(App {
+        permits: Arc::new(Semaphore::new(config.concurrency)),
+        client: aws_sdk_s3::Client::from_conf(s3_config),
+        config,
+    });
+    tracing::info!(
+        widths = ?app.config.recipe.widths().as_slice().iter().map(|w| w.get()).collect::<Vec<_>>(),
+        formats = ?app.config.recipe.formats(),
+        concurrency = app.config.concurrency,
+        "initialised"
+    );
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = Arc::clone(&app);
+        async move {
+            let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+            let _enter = span.enter();
+            handler::handle(app, event.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        }
+    }))
+    .await
+}
+
+/// Reports an init failure to the Runtime API (`POST /runtime/init/error`).
+/// A plain HTTP/1.1 request: the runtime client only exists after init.
+fn init_error(error_type: &str, message: &str) {
+    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
+        return;
+    };
+    let body = serde_json::json!({ "errorMessage": message, "errorType": error_type }).to_string();
+    let request = format!(
+        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {api}\r\n\
+         Lambda-Runtime-Function-Error-Type: {error_type}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if let Ok(mut stream) = TcpStream::connect(&api) {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        if stream.write_all(request.as_bytes()).is_ok() {
+            let mut reply = Vec::new();
+            let _ = stream.read_to_end(&mut reply);
+        }
+    }
+}
