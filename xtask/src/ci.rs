@@ -52,6 +52,8 @@ pub fn run(root: &Path, only: &[String]) -> Result<()> {
                 &[],
             )
         }),
+        ("python", |root| crate::python::ensure_venv(root).map(drop)),
+        ("cfn-lint", crate::python::cfn_lint),
         ("test", |root| {
             cargo(root, &["test", "--workspace", "--locked"], &[])
         }),

@@ -1,7 +1,9 @@
 //! Project automation: `cargo xtask <command>` (aliased in `.cargo/config.toml`).
 
 mod ci;
+mod dist;
 mod fixtures;
+mod python;
 mod tidy;
 mod tiff;
 
@@ -14,11 +16,14 @@ const HELP: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  dist       build target/lambda/resize-lambda/bootstrap.zip (release, x86_64
+             provided.al2023) and check it needs glibc 2.34 at most
   fixtures   regenerate every generated file under fixtures/ (deterministic)
   ci [STEP...]
              run the CI checks in order, stopping at the first failure:
-             fmt, tidy (tree checks), clippy, test, doc, core-deps (resize-core
-             invariants), deny.
+             fmt, tidy (tree checks), clippy, python (venv with moto and
+             cfn-lint), cfn-lint (template.yaml), test, doc, core-deps
+             (resize-core invariants), deny.
              Naming steps runs only those (e.g. `cargo xtask ci core-deps deny`).
 ";
 
@@ -44,6 +49,7 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("fixtures") => fixtures::run(&root),
         Some("ci") => ci::run(&root, &args[1..]),
+        Some("dist") => dist::run(&root),
         Some("help" | "-h" | "--help") | None => {
             print!("{HELP}");
             Ok(())

@@ -97,6 +97,18 @@ impl S3 {
 
     /// Reads an object's metadata; `None` when it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<Head>, StorageError> {
+        self.head_inner(key, false).await
+    }
+
+    /// Like [`S3::head`], but 403 Forbidden also counts as absent. Without
+    /// `s3:ListBucket` (which least privilege leaves out), S3 answers a HEAD
+    /// of a missing key with 403, not 404; for a variant that only means
+    /// "make it".
+    pub async fn head_variant(&self, key: &str) -> Result<Option<Head>, StorageError> {
+        self.head_inner(key, true).await
+    }
+
+    async fn head_inner(&self, key: &str, forbidden_is_missing: bool) -> Result<Option<Head>, StorageError> {
         match self
             .client
             .head_object()
@@ -119,6 +131,11 @@ impl S3 {
                     })
                     .unwrap_or_default(),
             })),
+            Err(e)
+                if forbidden_is_missing && e.raw_response().is_some_and(|r| r.status().as_u16() == 403) =>
+            {
+                Ok(None)
+            }
             Err(e) => match classify(e, key, "head") {
                 StorageError::NotFound(_) => Ok(None),
                 other => Err(other),
@@ -271,7 +288,7 @@ impl Storage for RecordStorage<'_> {
 
     fn is_current(&self, source: &str, variant: &str) -> Result<bool, StorageError> {
         let Some(etag) = self.etag() else { return Ok(false) };
-        let head = self.handle.block_on(self.s3.head(variant))?;
+        let head = self.handle.block_on(self.s3.head_variant(variant))?;
         Ok(head.is_some_and(|h| {
             h.variant_of() == Some(source) && h.metadata.get(META_SOURCE_ETAG) == Some(&etag)
         }))

@@ -1,0 +1,45 @@
+//! The Python tools the tests and checks need, in a virtualenv at
+//! `.venv/`: moto's S3 server (the Lambda tests start it on loopback) and
+//! cfn-lint (checks `template.yaml`). Created when missing, reused after.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Pinned to the major versions the tests were written against.
+const PACKAGES: &[&str] = &["moto[server]>=5.1,<6", "cfn-lint>=1.40,<2"];
+
+/// The virtualenv's `bin/` directory, with moto and cfn-lint installed.
+pub fn ensure_venv(root: &Path) -> Result<PathBuf> {
+    let venv = root.join(".venv");
+    let bin = venv.join("bin");
+    if bin.join("moto_server").exists() && bin.join("cfn-lint").exists() {
+        eprintln!("python tools present in {}", venv.display());
+        return Ok(bin);
+    }
+    if !bin.join("pip").exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+            .context("creating the virtualenv (is python3 with venv installed?)")?;
+    }
+    run(Command::new(bin.join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(PACKAGES))
+    .context("installing moto and cfn-lint from PyPI")?;
+    Ok(bin)
+}
+
+/// `cfn-lint template.yaml`.
+pub fn cfn_lint(root: &Path) -> Result<()> {
+    let bin = ensure_venv(root)?;
+    run(Command::new(bin.join("cfn-lint")).arg(root.join("template.yaml")))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("could not start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} exited with {status}");
+    }
+    Ok(())
+}
