@@ -113,6 +113,16 @@ pub fn parse(payload: &Value) -> Invocation {
         }
         return Invocation::Direct { tasks, ignored };
     }
+    // SNS delivered to SQS without raw message delivery: the body is the
+    // SNS envelope, and its Message is the S3 event.
+    if payload.get("Type").and_then(Value::as_str) == Some("Notification") {
+        if let Some(message) = payload.get("Message").and_then(Value::as_str) {
+            return match serde_json::from_str::<Value>(message) {
+                Ok(inner) => parse(&inner),
+                Err(_) => Invocation::Ignored("sns message is not JSON".to_owned()),
+            };
+        }
+    }
     if payload.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
         return Invocation::Ignored("s3:TestEvent".to_owned());
     }
@@ -187,11 +197,36 @@ pub fn decode_key(encoded: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[track_caller]
     fn check_key(encoded: &str, expect: Option<&str>) {
         assert_eq!(decode_key(encoded).as_deref(), expect);
+    }
+
+    fn s3_event(key: &str) -> String {
+        json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "b"}, "object": {"key": key, "eTag": "\"e1\""}}}]})
+        .to_string()
+    }
+
+    #[test]
+    fn sns_envelopes_inside_sqs_are_unwrapped() {
+        let envelope = json!({"Type": "Notification", "Message": s3_event("original/a+b.jpg")}).to_string();
+        let sqs = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": envelope}]});
+        let Invocation::Sqs(items) = parse(&sqs) else {
+            panic!("not sqs")
+        };
+        assert_eq!(
+            items[0].tasks,
+            [Task::Created {
+                bucket: "b".into(),
+                key: "original/a b.jpg".into(),
+                etag: Some("e1".into())
+            }]
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use aws_sdk_s3::Client;
 use resize_core::{run_job, JobOptions, Outcome, RenderError, Skip};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
-use tracing::{error, info, warn};
+use tracing::{error, info, warn, Instrument};
 
 use crate::config::Config;
 use crate::events::{self, Invocation, Task};
@@ -135,7 +135,13 @@ fn summary(results: &[(Task, TaskResult)], ignored: usize) -> Value {
     json!({
         "records": results.len(),
         "written": count(|r| matches!(r, TaskResult::Written { .. })),
-        "deleted": count(|r| matches!(r, TaskResult::Deleted(_))),
+        "deleted": results
+            .iter()
+            .map(|(_, r)| match r {
+                TaskResult::Deleted(n) => *n,
+                _ => 0,
+            })
+            .sum::<usize>(),
         "skipped": count(|r| matches!(r, TaskResult::Skipped(_))),
         "failed": results
             .iter()
@@ -154,14 +160,19 @@ async fn run_all(app: &Arc<App>, tasks: Vec<Task>, metrics: &Arc<Mutex<Metrics>>
     for (i, task) in tasks.iter().cloned().enumerate() {
         let app = Arc::clone(app);
         let metrics = Arc::clone(metrics);
-        set.spawn(async move {
-            let result = run_task(&app, &task).await;
-            metrics
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .record(&result);
-            (i, result)
-        });
+        // Spawned tasks do not inherit the span; pass it on so every line
+        // names the invocation's request id.
+        set.spawn(
+            async move {
+                let result = run_task(&app, &task).await;
+                metrics
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .record(&result);
+                (i, result)
+            }
+            .in_current_span(),
+        );
     }
     let mut results: Vec<Option<TaskResult>> = tasks.iter().map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
@@ -246,7 +257,9 @@ async fn created(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
     let handle = tokio::runtime::Handle::current();
     let job_app = Arc::clone(app);
     let job_key = key.to_owned();
+    let span = tracing::Span::current();
     let joined = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let storage = RecordStorage {
             s3: &s3,
             handle,
@@ -288,6 +301,13 @@ async fn removed(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
         Err(skip) => return TaskResult::Skipped(skip.to_string()),
     };
     let s3 = S3::new(app.client.clone(), bucket);
+    // Notifications come at least once and in no set order: a late removal
+    // event for a key uploaded again must not delete the new variants.
+    match s3.head(key).await {
+        Ok(None) => {}
+        Ok(Some(_)) => return TaskResult::Skipped("source exists again; variants kept".to_owned()),
+        Err(e) => return failed(e.is_transient(), e.to_string()),
+    }
     let candidates = match s3.list(&recipe.output_prefix(&source)).await {
         Ok(keys) => keys,
         Err(e) => return failed(e.is_transient(), e.to_string()),

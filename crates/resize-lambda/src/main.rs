@@ -16,6 +16,7 @@ use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use resize_lambda::config::Config;
 use resize_lambda::handler::{self, App};
@@ -89,8 +90,8 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         let app = Arc::clone(&app);
         async move {
             let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-            let _enter = span.enter();
             handler::handle(app, event.payload)
+                .instrument(span)
                 .await
                 .map_err(lambda_runtime::Error::from)
         }

@@ -233,7 +233,9 @@ where
         }
         _ => false,
     };
-    let not_found = status == Some(404) || matches!(code.as_deref(), Some("NoSuchKey" | "NotFound"));
+    // A missing bucket is a configuration problem, not a missing object.
+    let not_found = code.as_deref() != Some("NoSuchBucket")
+        && (status == Some(404) || matches!(code.as_deref(), Some("NoSuchKey" | "NotFound")));
     let source: Option<resize_core::storage::BoxError> = Some(Box::new(e));
     if not_found {
         StorageError::NotFound(key.to_owned())

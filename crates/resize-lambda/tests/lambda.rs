@@ -1,0 +1,15 @@
+//! Integration tests of the Lambda with real components: S3 is moto's
+//! server (`moto_server` from PyPI, a child process per test), and the
+//! function is the real `bootstrap` binary, driven through a local
+//! implementation of the Lambda Runtime API.
+//!
+//! moto is found at `$MOTO_SERVER`, else `<workspace>/.venv/bin/moto_server`;
+//! `.ci/run` / `cargo xtask ci` install it. The tests fail, never skip,
+//! when it is missing.
+
+#[path = "lambda/harness.rs"]
+mod harness;
+#[path = "lambda/invocations.rs"]
+mod invocations;
+#[path = "lambda/storage.rs"]
+mod storage;
