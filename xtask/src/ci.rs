@@ -57,6 +57,10 @@ pub fn run(root: &Path, only: &[String]) -> Result<()> {
         ("test", |root| {
             cargo(root, &["test", "--workspace", "--locked"], &[])
         }),
+        // No timing assertions: proves the harness and its tools still run.
+        ("bench-smoke", |root| {
+            crate::bench::run(root, &["--smoke".to_owned()])
+        }),
         ("doc", |root| {
             cargo(
                 root,

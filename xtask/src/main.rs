@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask <command>` (aliased in `.cargo/config.toml`).
 
+mod bench;
 mod ci;
 mod dist;
 mod fixtures;
@@ -16,13 +17,16 @@ const HELP: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  bench [--corpus DIR] [--runs N] [--install-peers] [--smoke]
+             resize-cli vs sharp, vipsthumbnail and the 2019 pipeline: CPU,
+             wall, peak RSS, bytes, SSIMULACRA2; writes target/bench/report.md
   dist       build target/lambda/resize-lambda/bootstrap.zip (release, x86_64
              provided.al2023) and check it needs glibc 2.34 at most
   fixtures   regenerate every generated file under fixtures/ (deterministic)
   ci [STEP...]
              run the CI checks in order, stopping at the first failure:
              fmt, tidy (tree checks), clippy, python (venv with moto and
-             cfn-lint), cfn-lint (template.yaml), test, doc, core-deps
+             cfn-lint), cfn-lint (template.yaml), test, bench-smoke, doc, core-deps
              (resize-core invariants), deny.
              Naming steps runs only those (e.g. `cargo xtask ci core-deps deny`).
 ";
@@ -50,6 +54,7 @@ fn run() -> Result<()> {
         Some("fixtures") => fixtures::run(&root),
         Some("ci") => ci::run(&root, &args[1..]),
         Some("dist") => dist::run(&root),
+        Some("bench") => bench::run(&root, &args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{HELP}");
             Ok(())
