@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use resize_core::{JobOptions, Outcome, Recipe, Report, Storage};
+use resize_core::{error_chain, JobOptions, Outcome, Recipe, Report, Storage};
 use serde::Serialize;
 
 /// What happened to one key, as printed and summarised.
@@ -91,21 +91,6 @@ impl ImageLine {
     fn bytes_out(&self) -> u64 {
         self.variants.iter().filter_map(|v| v.bytes).sum()
     }
-}
-
-/// The error and its causes, `: `-joined (like anyhow's `{:#}`).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let msg = c.to_string();
-        if !s.contains(&msg) {
-            s.push_str(": ");
-            s.push_str(&msg);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// Plans one key without writing: reads the header, lists the variants.

@@ -185,3 +185,20 @@ impl JobError {
         }
     }
 }
+
+/// An error and its causes, `: `-joined, skipping a cause whose text the
+/// message already contains (like anyhow's `{:#}`). Both adapters print
+/// errors this way.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let msg = c.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -47,7 +47,7 @@ pub mod recipe;
 mod render;
 pub mod storage;
 
-pub use error::{JobError, RecipeError, RenderError};
+pub use error::{error_chain, JobError, RecipeError, RenderError};
 pub use keys::{Replacement, Skip, SourceKey, Template};
 pub use recipe::{Format, Limits, Quality, Recipe, RecipeBuilder, Rgb, Upscale, Width, Widths};
 pub use render::{plan, probe, render, Probe, Rendition};

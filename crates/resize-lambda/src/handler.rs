@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use aws_sdk_s3::Client;
-use resize_core::{run_job, JobOptions, Outcome, RenderError, Skip};
+use resize_core::{error_chain, run_job, JobOptions, Outcome, RenderError, Skip};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn, Instrument};
@@ -331,18 +331,4 @@ async fn removed(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
 
 fn failed(transient: bool, error: String) -> TaskResult {
     TaskResult::Failed { transient, error }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let msg = c.to_string();
-        if !s.contains(&msg) {
-            s.push_str(": ");
-            s.push_str(&msg);
-        }
-        cur = c.source();
-    }
-    s
 }
