@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -72,6 +72,7 @@ struct Options {
     runs: usize,
     install_peers: bool,
     smoke: bool,
+    lambda: bool,
 }
 
 fn parse(args: &[String], root: &Path) -> Result<Options> {
@@ -80,6 +81,7 @@ fn parse(args: &[String], root: &Path) -> Result<Options> {
         runs: 5,
         install_peers: false,
         smoke: false,
+        lambda: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -93,13 +95,15 @@ fn parse(args: &[String], root: &Path) -> Result<Options> {
                     .context("--runs")?
             }
             "--install-peers" => o.install_peers = true,
+            // Also the Lambda path: the release bootstrap against moto, per photo.
+            "--lambda" => o.lambda = true,
             // CI: one run, one small fixture, debug build; proves the harness works.
             "--smoke" => {
                 o.smoke = true;
                 o.runs = 1;
             }
             other => {
-                bail!("unknown bench option `{other}` (--corpus DIR, --runs N, --install-peers, --smoke)")
+                bail!("unknown bench option `{other}` (--corpus DIR, --runs N, --install-peers, --smoke, --lambda)")
             }
         }
     }
@@ -116,18 +120,25 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     if o.install_peers {
         install_peers(&bench_dir)?;
     }
-    let profile = if o.smoke { "dev" } else { "release" };
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args([
+    // The smoke run takes the debug binaries `cargo test --workspace` builds
+    // (resize-cli and resize-bench have integration tests that run them), so
+    // after CI's test step this builds nothing: a plain `cargo build -p ...`
+    // would unify features differently and rebuild the image stack.
+    let build: &[&str] = if o.smoke {
+        &["test", "--workspace", "--locked", "--no-run"]
+    } else {
+        &[
             "build",
             "--locked",
-            "--profile",
-            profile,
+            "--release",
             "-p",
             "resize-cli",
             "-p",
             "resize-bench",
-        ])
+        ]
+    };
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(build)
         .current_dir(root)
         .status()?;
     if !status.success() {
@@ -223,7 +234,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             }
         }
     }
-    let report = render(&results, &o, &tools);
+    let mut report = render(&results, &o, &tools);
+    if o.lambda {
+        report.push_str(&lambda_figures(root, &o.corpus)?);
+    }
     print!("{report}");
     fs::write(bench_dir.join("report.md"), &report)?;
     eprintln!("wrote {}", bench_dir.join("report.md").display());
@@ -559,4 +573,67 @@ fn install_peers(bench_dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The Lambda path: the release `bootstrap` serving S3 events against moto,
+/// driven by the ignored `lambda_bench` test of resize-lambda's harness.
+fn lambda_figures(root: &Path, corpus: &Path) -> Result<String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(&cargo)
+        .args([
+            "build",
+            "--locked",
+            "--release",
+            "-p",
+            "resize-lambda",
+            "--bin",
+            "bootstrap",
+        ])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("building the release bootstrap failed");
+    }
+    let bootstrap = root.join("target/release/bootstrap");
+    let corpus = fs::canonicalize(corpus).with_context(|| format!("corpus {}", corpus.display()))?;
+    let mut text = String::from(
+        "\n## Lambda path\n\nThe release `bootstrap` serving one S3 event per photo through the Runtime API, \
+         reading and writing moto's S3 server on loopback (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512`). \
+         Invocation = event handed out → answer posted, including the S3 GET, HEAD checks and PUTs. \
+         Warm figures are medians of 5; peak RSS is the process's VmHWM after all of them.\n\n",
+    );
+    for formats in ["jpeg", "jpeg,webp"] {
+        let out = Command::new(&cargo)
+            .args([
+                "test",
+                "--locked",
+                "-p",
+                "resize-lambda",
+                "--test",
+                "lambda",
+                "--",
+                "--ignored",
+                "--exact",
+                "bench::lambda_bench",
+                "--nocapture",
+            ])
+            .env("RESIZE_BOOTSTRAP", &bootstrap)
+            .env("RESIZE_BENCH_CORPUS", &corpus)
+            .env("RESIZE_BENCH_FORMATS", formats)
+            .current_dir(root)
+            .stderr(Stdio::inherit())
+            .output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            bail!("the Lambda benchmark failed:\n{stdout}");
+        }
+        let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with('|')).collect();
+        // The header once, then each run's rows.
+        let skip = if formats == "jpeg" { 0 } else { 2 };
+        for row in rows.into_iter().skip(skip) {
+            text.push_str(row);
+            text.push('\n');
+        }
+    }
+    Ok(text)
 }

@@ -394,11 +394,25 @@ impl Recipe {
             segs.extend_from_slice(&dir_segs[r.from.len()..]);
             segs.join("/")
         };
-        Ok(SourceKey {
+        let source = SourceKey {
             key: key.to_owned(),
             out_dir,
             stem: stem.to_owned(),
-        })
+        };
+        // S3 refuses keys over 1024 bytes; say so now rather than fail the
+        // write after decoding. Widths never exceed the recipe's largest;
+        // a height is at most 10 digits.
+        let widest = self.widths.as_slice().iter().map(|w| w.get()).max().unwrap_or(0);
+        let longest = self
+            .formats
+            .iter()
+            .map(|&f| self.output_key(&source, widest, u32::MAX, f).len())
+            .max()
+            .unwrap_or(0);
+        if longest > MAX_KEY_BYTES {
+            return Err(Skip::UnsafeKey("its output keys would be longer than 1024 bytes"));
+        }
+        Ok(source)
     }
 
     /// The key of one output of `source`.
@@ -762,13 +776,24 @@ mod tests {
             prop_assert_eq!(rules.is_err(), overlap);
         }
 
-        /// Arbitrary keys never panic and accepted ones are safe.
+        /// Arbitrary keys (`..`, `//`, backslashes, NUL, very long ones)
+        /// never panic; every output of an accepted one is a safe key of at
+        /// most 1024 bytes under the destination prefix.
         #[test]
-        fn arbitrary_keys(key in "\\PC{0,40}|[a/.\\\\\0]{0,12}") {
-            let r = recipe(&[("REPLACEMENTS", "original:resized")]);
+        fn arbitrary_keys(
+            key in "\\PC{0,40}|[a/.\\\\\0]{0,12}|original/[a./\\\\]{0,12}\\.jpg|original/[ab]{1000,1030}\\.jpg",
+            template in prop::sample::select(vec!["{dir}/{stem}-{width}.{ext}", "{dir}/{width}x{height}/{stem}.{ext}"]),
+        ) {
+            let r = recipe(&[("REPLACEMENTS", "original:resized"), ("KEY_TEMPLATE", template), ("FORMATS", "jpeg,webp")]);
             if let Ok(src) = r.source_key(&key) {
                 prop_assert!(check_key(src.as_str()).is_ok());
-                prop_assert!(check_key(&r.output_key(&src, 360, 270, Format::Jpeg)).is_ok());
+                for format in [Format::Jpeg, Format::WebP] {
+                    for (w, h) in [(360, 270), (2200, 4_000_000_000)] {
+                        let v = r.output_key(&src, w, h, format);
+                        prop_assert!(check_key(&v).is_ok(), "{:?} from {:?}", v, key);
+                        prop_assert!(v.starts_with("resized/"), "{:?} from {:?}", v, key);
+                    }
+                }
             }
         }
     }
@@ -795,7 +820,14 @@ mod tests {
         let key = format!("{}.jpg", "a".repeat(1021));
         assert_eq!(key.len(), 1025);
         assert_eq!(r.source_key(&key), Err(Skip::UnsafeKey("longer than 1024 bytes")));
-        let key = format!("{}.jpg", "a".repeat(1020));
-        assert!(r.source_key(&key).is_ok());
+        // A key that fits but whose `-2200` output would not.
+        let key = format!("{}.jpg", "a".repeat(1016));
+        assert_eq!(
+            r.source_key(&key),
+            Err(Skip::UnsafeKey("its output keys would be longer than 1024 bytes"))
+        );
+        let key = format!("{}.jpg", "a".repeat(1015));
+        let src = r.source_key(&key).unwrap();
+        assert_eq!(r.output_key(&src, 2200, 1, Format::Jpeg).len(), 1024);
     }
 }

@@ -50,6 +50,8 @@ pub mod storage;
 pub use error::{error_chain, JobError, RecipeError, RenderError};
 pub use keys::{Replacement, Skip, SourceKey, Template};
 pub use recipe::{Format, Limits, Quality, Recipe, RecipeBuilder, Rgb, Upscale, Width, Widths};
+#[doc(hidden)]
+pub use render::stages;
 pub use render::{plan, probe, render, Probe, Rendition};
 pub use storage::{
     plan_outputs, run_job, JobOptions, MemoryStorage, Object, Outcome, PlannedOutput, Report, Storage,

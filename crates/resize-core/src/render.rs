@@ -491,3 +491,49 @@ fn map_err(format: &'static str, e: image::ImageError) -> RenderError {
         },
     }
 }
+
+/// The pipeline's stages one at a time, for the stage profile in
+/// `resize-bench` (`cargo bench -p resize-bench`). Not a stable API: it
+/// exposes exactly the functions [`render`] calls, so the profile measures
+/// the product's code rather than a re-implementation of it.
+#[doc(hidden)]
+pub mod stages {
+    use super::*;
+
+    /// Decoded pixels in the stored orientation: RGB8, or RGBA8 when `alpha`.
+    pub struct Decoded {
+        pub pixels: Vec<u8>,
+        pub width: u32,
+        pub height: u32,
+        pub alpha: bool,
+    }
+
+    /// Header check and full decode, as [`render`] does them.
+    pub fn decode(bytes: &[u8], limits: Limits) -> Result<Decoded, RenderError> {
+        let (probe, decoder) = open(bytes, limits)?;
+        let s = super::decode(decoder, &probe)?;
+        Ok(Decoded {
+            pixels: s.pixels,
+            width: s.width,
+            height: s.height,
+            alpha: s.alpha,
+        })
+    }
+
+    /// One Lanczos3 resize.
+    pub fn resize(d: &Decoded, width: u32, height: u32) -> Result<Vec<u8>, RenderError> {
+        super::resize(&d.pixels, d.width, d.height, d.alpha, width, height)
+    }
+
+    /// One encode with the recipe's quality for `format`.
+    pub fn encode(
+        format: Format,
+        recipe: &Recipe,
+        pixels: &[u8],
+        width: u32,
+        height: u32,
+        alpha: bool,
+    ) -> Result<Vec<u8>, RenderError> {
+        crate::encode::encode(format, recipe, pixels, width, height, if alpha { 4 } else { 3 })
+    }
+}

@@ -2,6 +2,8 @@
 //! lookup as the recipe so it can be tested without touching the process
 //! environment.
 
+use std::time::Duration;
+
 use resize_core::{Recipe, RecipeError};
 
 /// Default `Cache-Control` of variants: their keys never change content
@@ -21,6 +23,10 @@ pub struct Config {
     pub force_path_style: bool,
     /// Images processed at once within one invocation.
     pub concurrency: usize,
+    /// Longest one S3 request attempt may take before it is retried.
+    pub s3_attempt_timeout: Duration,
+    /// Longest one S3 operation may take, all attempts together.
+    pub s3_timeout: Duration,
 }
 
 /// A setting outside the recipe is invalid.
@@ -91,8 +97,28 @@ impl Config {
                 (by_memory as usize).clamp(1, (2 * cpus).max(1))
             }
         };
+        let millis = |var: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            match get(var) {
+                None => Ok(Duration::from_millis(default)),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&ms| (100..=900_000).contains(&ms))
+                    .map(Duration::from_millis)
+                    .ok_or(ConfigError::Invalid {
+                        var,
+                        token: v,
+                        allowed: "milliseconds from 100 to 900000",
+                    }),
+            }
+        };
+        let s3_attempt_timeout = millis("S3_ATTEMPT_TIMEOUT_MS", 20_000)?;
+        let s3_timeout = millis("S3_TIMEOUT_MS", 60_000)?;
         Ok(Config {
             recipe,
+            s3_attempt_timeout,
+            s3_timeout,
             cache_control: get("CACHE_CONTROL").unwrap_or_else(|| DEFAULT_CACHE_CONTROL.to_owned()),
             delete_variants: flag("DELETE_VARIANTS")?,
             force_path_style: flag("S3_FORCE_PATH_STYLE")?,
@@ -124,6 +150,11 @@ mod tests {
         assert!(!c.delete_variants);
         assert!(!c.force_path_style);
         assert_eq!(c.concurrency, 4);
+        assert_eq!(c.s3_attempt_timeout, Duration::from_secs(20));
+        assert_eq!(c.s3_timeout, Duration::from_secs(60));
+        let c = config(&[("S3_ATTEMPT_TIMEOUT_MS", "1500"), ("S3_TIMEOUT_MS", "9000")], 2).unwrap();
+        assert_eq!(c.s3_attempt_timeout, Duration::from_millis(1500));
+        assert_eq!(c.s3_timeout, Duration::from_secs(9));
     }
 
     #[test]
@@ -150,6 +181,10 @@ mod tests {
         assert_eq!(
             msg(&[("CONCURRENCY", "0")]),
             "invalid CONCURRENCY value `0`: expected an integer from 1 to 64"
+        );
+        assert_eq!(
+            msg(&[("S3_TIMEOUT_MS", "5s")]),
+            "invalid S3_TIMEOUT_MS value `5s`: expected milliseconds from 100 to 900000"
         );
         assert_eq!(
             msg(&[("SIZES", "360,abc")]),

@@ -60,14 +60,14 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     };
     // Standard retries (3 attempts, exponential backoff with jitter) absorb
     // passing S3 errors; the timeouts keep a stalled connection from using
-    // up the invocation.
+    // up the invocation (S3_ATTEMPT_TIMEOUT_MS, S3_TIMEOUT_MS).
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(20))
-                .operation_timeout(Duration::from_secs(60))
+                .operation_attempt_timeout(config.s3_attempt_timeout)
+                .operation_timeout(config.s3_timeout)
                 .build(),
         )
         .load()

@@ -7,6 +7,10 @@
 //! `.ci/run` / `cargo xtask ci` install it. The tests fail, never skip,
 //! when it is missing.
 
+#[path = "lambda/bench.rs"]
+mod bench;
+#[path = "lambda/faults.rs"]
+mod faults;
 #[path = "lambda/harness.rs"]
 mod harness;
 #[path = "lambda/invocations.rs"]

@@ -627,7 +627,10 @@ impl Lambda {
             env.retain(|(name, _)| name != k);
             env.push(((*k).to_owned(), (*v).to_owned()));
         }
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+        // `cargo xtask bench --lambda` points this at the release build.
+        let program =
+            std::env::var_os("RESIZE_BOOTSTRAP").unwrap_or_else(|| env!("CARGO_BIN_EXE_bootstrap").into());
+        let mut cmd = Command::new(program);
         cmd.env_clear();
         for keep in ["PATH", "HOME"] {
             if let Some(v) = std::env::var_os(keep) {
@@ -753,11 +756,47 @@ impl Lambda {
         lock(&self.api.state).first_next.is_some()
     }
 
+    /// The process's peak resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    /// User + system CPU time the process has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("/proc stat");
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the whole line.
+        let rest = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        ticks as f64 / clock_ticks_per_second()
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
     /// Spawn → first `GET /invocation/next`, once it happened.
     pub fn cold_start(&self) -> Option<Duration> {
         let first = self.api.wait_for(|s| s.first_next)?;
         Some(first - self.spawned)
     }
+}
+
+/// `sysconf(_SC_CLK_TCK)`, asked of `getconf` to stay free of unsafe code.
+fn clock_ticks_per_second() -> f64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().expect("getconf");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("CLK_TCK is a number")
 }
 
 impl Drop for Lambda {
