@@ -235,11 +235,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         }
     }
     let mut report = render(&results, &o, &tools);
+    // Written before the Lambda part, so a failure there loses nothing.
+    fs::write(bench_dir.join("report.md"), &report)?;
     if o.lambda {
         report.push_str(&lambda_figures(root, &o.corpus)?);
+        fs::write(bench_dir.join("report.md"), &report)?;
     }
     print!("{report}");
-    fs::write(bench_dir.join("report.md"), &report)?;
     eprintln!("wrote {}", bench_dir.join("report.md").display());
     Ok(())
 }

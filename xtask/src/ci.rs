@@ -53,7 +53,7 @@ pub fn run(root: &Path, only: &[String]) -> Result<()> {
             )
         }),
         ("python", |root| crate::python::ensure_venv(root).map(drop)),
-        ("cfn-lint", crate::python::cfn_lint),
+        ("template", crate::python::template),
         ("test", |root| {
             cargo(root, &["test", "--workspace", "--locked"], &[])
         }),

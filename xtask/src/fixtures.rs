@@ -39,6 +39,7 @@ pub fn run(root: &Path) -> Result<()> {
     colour_managed(&mut out)?;
     pixel_formats(&mut out)?;
     bad(&mut out)?;
+    hostile(&mut out)?;
 
     let total: usize = out.written.iter().map(|(_, n)| n).sum();
     for (name, len) in &out.written {
@@ -475,6 +476,71 @@ fn animated_gif() -> Result<Vec<u8>> {
 }
 
 // ---------------------------------------------------------------------------------
+// Hostile but renderable: malformed or heavy in ways a decoder must survive cheaply.
+// Each renders, as it does in browsers; `fixtures/README.md` says how.
+
+fn hostile(out: &mut Out) -> Result<()> {
+    // 5000 frames: only the first is decoded.
+    let (w, h) = (64u16, 48u16);
+    let palette: Vec<u8> = [RED, GREEN, BLUE, [0, 0, 0]].concat();
+    let mut gif_bytes = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut gif_bytes, w, h, &palette)?;
+        enc.set_repeat(gif::Repeat::Infinite)?;
+        for i in 0..5000u32 {
+            let frame = gif::Frame {
+                width: w,
+                height: h,
+                // 0..3 fits a u8.
+                buffer: Cow::Owned(vec![(i % 3) as u8; usize::from(w) * usize::from(h)]),
+                ..gif::Frame::default()
+            };
+            enc.write_frame(&frame)?;
+        }
+    }
+    out.write("hostile/gif-5000-frames.gif", &gif_bytes)?;
+
+    // EXIF whose IFD0 lists itself as the next IFD and as its own EXIF sub-IFD.
+    // Orientation 6 is readable, so the 120×80 stored photo comes out 80×120.
+    let (sw, sh) = (120u32, 80u32);
+    let mut tiff_bytes = tiff::header();
+    tiff::write_ifd(
+        &mut tiff_bytes,
+        vec![
+            tiff::Entry::short(0x0112, 6), // Orientation
+            tiff::Entry::long(0x8769, 8),  // ExifIFDPointer: IFD0 itself
+        ],
+        8, // next IFD: IFD0 itself
+    )?;
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff_bytes);
+    let pixels = rgb_from_fn(sw, sh, |x, y| photo_pixel(x, y, sw, sh));
+    out.write(
+        "hostile/exif-ifd-loop.jpg",
+        &Jpeg::default()
+            .app_segments(vec![(1, app1)])
+            .encode(&pixels, sw, sh, JpegColor::Rgb)?,
+    )?;
+
+    // An ICC_PROFILE segment of random bytes: treated as sRGB.
+    let mut rng = XorShift64(0x1CC0_BAD0_0000_0001);
+    let garbage: Vec<u8> = (0..600).map(|_| rng.next_u8()).collect();
+    out.write(
+        "hostile/garbage-icc.jpg",
+        &Jpeg::default()
+            .icc(garbage.clone())
+            .encode(&pixels, sw, sh, JpegColor::Rgb)?,
+    )?;
+    out.write(
+        "hostile/garbage-icc.png",
+        &Png::new(sw, sh, png::ColorType::Rgb)
+            .icc(garbage)
+            .encode(&pixels)?,
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
 // Bad inputs: every one of these must fail to decode.
 
 fn bad(out: &mut Out) -> Result<()> {
@@ -506,7 +572,77 @@ trailer << /Root 1 0 R >>\n%%EOF\n",
         "bad/huge-header-tiff.tiff",
         &tiff::huge_header_tiff(60_000, 60_000)?,
     )?;
+
+    // Cut inside the image data of one good fixture per format, at several depths.
+    for name in [
+        "photo-4x3.jpg",
+        "alpha.png",
+        "still.webp",
+        "animated.gif",
+        "photo.tiff",
+    ] {
+        let bytes = fs::read(out.dir.join("images").join(name)).with_context(|| format!("reading {name}"))?;
+        let (stem, ext) = name.rsplit_once('.').context("fixture names have extensions")?;
+        // An animated GIF whose first frame is whole renders (only that frame
+        // is decoded), so its cuts stay inside the first frame.
+        let percents: &[usize] = if ext == "gif" {
+            &[5, 15, 25, 30]
+        } else {
+            &[5, 30, 60, 90]
+        };
+        for &percent in percents {
+            let cut = bytes.len() * percent / 100;
+            out.write(&format!("bad/truncated/{stem}-{percent}pct.{ext}"), &bytes[..cut])?;
+        }
+        // The first byte of the signature flipped: no decoder recognises it.
+        let mut wrong_magic = bytes.clone();
+        wrong_magic[0] ^= 0xFF;
+        out.write(&format!("bad/wrong-magic/{stem}.{ext}"), &wrong_magic)?;
+    }
+    // Flipped bytes where a decoder must notice: in PNG chunks (CRC-checked) and
+    // in the JPEG's headers (a Huffman table and the frame header).
+    let alpha = fs::read(out.dir.join("images/alpha.png")).context("reading alpha.png")?;
+    let mut flipped = alpha.clone();
+    for at in [40, alpha.len() / 2] {
+        flipped[at] ^= 0x5A;
+    }
+    out.write("bad/flipped/alpha.png", &flipped)?;
+    let sof = find_segment(&photo, 0xC0)?.context("photo-4x3.jpg has a SOF0")?;
+    let mut flipped = photo.clone();
+    flipped[sof + 9] = 0; // component count 0
+    out.write("bad/flipped/photo-4x3-sof.jpg", &flipped)?;
+    let dht = find_segment(&photo, 0xC4)?.context("photo-4x3.jpg has a DHT")?;
+    let mut flipped = photo.clone();
+    for b in &mut flipped[dht + 5..dht + 21] {
+        *b = 0xFF; // code counts far over 256 symbols
+    }
+    out.write("bad/flipped/photo-4x3-dht.jpg", &flipped)?;
+
+    // Bombs: small files that would need far more memory than they take.
+    out.write("bad/bomb-png-idat.png", &png_bomb(12_000, 12_000)?)?;
+    out.write("bad/bomb-tiff-strips.tiff", &tiff::absurd_strips_tiff(64, 64)?)?;
     Ok(())
+}
+
+/// An 8-bit grayscale PNG of `w`×`h` (over the default pixel limit) whose IDAT
+/// really holds every row: a ~100 KiB file that inflates to w×h bytes.
+fn png_bomb(w: u32, h: u32) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut data, w, h);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::High);
+        let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("encoding the PNG bomb: {e}");
+        let mut writer = encoder.write_header().map_err(|e| err(&e))?;
+        let mut stream = writer.stream_writer().map_err(|e| err(&e))?;
+        let row = vec![0u8; w as usize];
+        for _ in 0..h {
+            std::io::Write::write_all(&mut stream, &row)?;
+        }
+        stream.finish().map_err(|e| err(&e))?;
+    }
+    Ok(data)
 }
 
 /// PNG signature, an IHDR declaring `w`×`h` 8-bit RGB (with a correct CRC, so the

@@ -4,6 +4,7 @@ mod bench;
 mod ci;
 mod dist;
 mod fixtures;
+mod fuzz;
 mod python;
 mod tidy;
 mod tiff;
@@ -17,17 +18,22 @@ const HELP: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  bench [--corpus DIR] [--runs N] [--install-peers] [--smoke]
+  bench [--corpus DIR] [--runs N] [--install-peers] [--smoke] [--lambda]
              resize-cli vs sharp, vipsthumbnail and the 2019 pipeline: CPU,
-             wall, peak RSS, bytes, SSIMULACRA2; writes target/bench/report.md
+             wall, peak RSS, bytes, SSIMULACRA2; writes target/bench/report.md;
+             --lambda adds the release bootstrap against moto, per photo
   dist       build target/lambda/resize-lambda/bootstrap.zip (release, x86_64
              provided.al2023) and check it needs glibc 2.34 at most
   fixtures   regenerate every generated file under fixtures/ (deterministic)
+  fuzz [--seconds N] [--target NAME] [--sanitizer S]
+             run each cargo-fuzz target in fuzz/ (render, recipe, keys,
+             events) for N seconds (default 60), seeded from the fixtures;
+             installs cargo-fuzz when missing
   ci [STEP...]
              run the CI checks in order, stopping at the first failure:
              fmt, tidy (tree checks), clippy, python (venv with moto and
-             cfn-lint), cfn-lint (template.yaml), test, bench-smoke, doc, core-deps
-             (resize-core invariants), deny.
+             cfn-lint), template (cfn-lint and least privilege), test,
+             bench-smoke, doc, core-deps (resize-core invariants), deny.
              Naming steps runs only those (e.g. `cargo xtask ci core-deps deny`).
 ";
 
@@ -55,6 +61,7 @@ fn run() -> Result<()> {
         Some("ci") => ci::run(&root, &args[1..]),
         Some("dist") => dist::run(&root),
         Some("bench") => bench::run(&root, &args[1..]),
+        Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{HELP}");
             Ok(())

@@ -29,10 +29,17 @@ pub fn ensure_venv(root: &Path) -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// `cfn-lint template.yaml`.
-pub fn cfn_lint(root: &Path) -> Result<()> {
+/// `cfn-lint template.yaml`, then the least-privilege check of its IAM
+/// policy (`xtask/template_policy.py`, which first proves it catches
+/// broken copies).
+pub fn template(root: &Path) -> Result<()> {
     let bin = ensure_venv(root)?;
-    run(Command::new(bin.join("cfn-lint")).arg(root.join("template.yaml")))
+    let template = root.join("template.yaml");
+    run(Command::new(bin.join("cfn-lint")).arg(&template))?;
+    run(Command::new(bin.join("python"))
+        .arg(root.join("xtask/template_policy.py"))
+        .arg("--self-test")
+        .arg(&template))
 }
 
 fn run(cmd: &mut Command) -> Result<()> {

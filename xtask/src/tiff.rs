@@ -210,3 +210,34 @@ pub fn huge_header_tiff(width: u32, height: u32) -> Result<Vec<u8>> {
     out.extend_from_slice(&[0u8; 16]);
     Ok(out)
 }
+
+/// A small `width`×`height` RGB TIFF whose StripOffsets and StripByteCounts claim
+/// 2^30 strips each (8 GiB of entries) at offsets past the end of the file.
+pub fn absurd_strips_tiff(width: u32, height: u32) -> Result<Vec<u8>> {
+    const STRIPS: u32 = 1 << 30;
+    let entries = vec![
+        Entry::long(256, width),         // ImageWidth
+        Entry::long(257, height),        // ImageLength
+        Entry::shorts(258, &[8, 8, 8])?, // BitsPerSample
+        Entry::short(259, 1),            // Compression: none
+        Entry::short(262, 2),            // PhotometricInterpretation: RGB
+        Entry {
+            tag: 273, // StripOffsets
+            typ: LONG,
+            count: STRIPS,
+            data: 0x7FFF_FFF0u32.to_le_bytes().to_vec(),
+        },
+        Entry::short(277, 3), // SamplesPerPixel
+        Entry::long(278, 1),  // RowsPerStrip
+        Entry {
+            tag: 279, // StripByteCounts
+            typ: LONG,
+            count: STRIPS,
+            data: 0x7FFF_FFF0u32.to_le_bytes().to_vec(),
+        },
+        Entry::short(284, 1), // PlanarConfiguration: chunky
+    ];
+    let mut out = header();
+    write_ifd(&mut out, entries, 0)?;
+    Ok(out)
+}

@@ -222,6 +222,8 @@ pub struct Summary {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub seconds: f64,
+    /// Peak resident memory of this run (Linux: `VmHWM`), `null` elsewhere.
+    pub peak_rss_bytes: Option<u64>,
     pub failed: Vec<Reason>,
     pub skipped: Vec<Reason>,
     pub results: Vec<ImageLine>,
@@ -264,6 +266,7 @@ impl Summary {
             bytes_in: results.iter().map(|l| l.bytes_in).sum(),
             bytes_out: results.iter().map(ImageLine::bytes_out).sum(),
             seconds: elapsed.as_secs_f64(),
+            peak_rss_bytes: peak_rss_bytes(),
             failed: reasons(Status::Failed),
             skipped: reasons(Status::Skipped),
             results,
@@ -304,6 +307,22 @@ impl Summary {
         out.flush()?;
         Ok(())
     }
+}
+
+/// This process's peak resident memory, from `/proc/self/status`. Unlike
+/// `getrusage`, whose figure carries over the parent's memory across
+/// `fork`/`exec`, `VmHWM` belongs to this program's own address space.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 fn human(bytes: u64) -> String {

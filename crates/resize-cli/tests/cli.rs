@@ -19,5 +19,7 @@ mod incremental;
 mod keys;
 #[path = "cli/pixels.rs"]
 mod pixels;
+#[path = "cli/robustness.rs"]
+mod robustness;
 #[path = "cli/usage.rs"]
 mod usage;

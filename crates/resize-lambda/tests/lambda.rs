@@ -15,5 +15,7 @@ mod faults;
 mod harness;
 #[path = "lambda/invocations.rs"]
 mod invocations;
+#[path = "lambda/load.rs"]
+mod load;
 #[path = "lambda/storage.rs"]
 mod storage;

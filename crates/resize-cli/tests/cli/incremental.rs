@@ -148,7 +148,7 @@ fn dry_run_writes_nothing() {
         variants(&report).values().all(|v| v.3.is_none()),
         "dry run reports encoded bytes"
     );
-    redact(&mut report, &["seconds"]);
+    redact(&mut report, &["seconds", "peak_rss_bytes"]);
     insta::assert_json_snapshot!("dry_run_report", report);
 
     // Now for real: what was planned is written, except for the broken file.
@@ -234,7 +234,12 @@ fn json_report() {
 
     redact(
         &mut report,
-        &["seconds", "bytes_out", "results/*/variants/*/bytes"],
+        &[
+            "seconds",
+            "peak_rss_bytes",
+            "bytes_out",
+            "results/*/variants/*/bytes",
+        ],
     );
     insta::assert_json_snapshot!("json_report", report);
 }

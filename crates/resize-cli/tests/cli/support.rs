@@ -140,6 +140,34 @@ impl Sandbox {
 
     /// As [`Sandbox::run`], with extra environment variables.
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args, env);
+        let out = cmd.output().expect("run resize-cli");
+        Run {
+            code: out.status.code().expect("exit code, not a signal"),
+            stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+        }
+    }
+
+    /// As [`Sandbox::run`] with `--json` added, also returning the peak
+    /// resident memory the run reports (`peak_rss_bytes`, from the kernel's
+    /// `VmHWM` of the CLI's own address space), in KiB. `wait4`'s figure
+    /// would not do: Linux carries the parent's (this test process's) peak
+    /// into the child's across `exec`.
+    pub fn run_measured(&self, args: &[&str]) -> (Run, u64) {
+        let mut args = args.to_vec();
+        if !args.contains(&"--json") {
+            args.insert(0, "--json");
+        }
+        let run = self.run(&args);
+        let peak = run.json()["peak_rss_bytes"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no peak_rss_bytes in the report:\n{}", run.stdout));
+        (run, peak / 1024)
+    }
+
+    /// The command [`Sandbox::run_env`] runs.
+    pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_resize-cli"));
         cmd.current_dir(&self.root);
         if !args.contains(&"--jobs") {
@@ -160,12 +188,7 @@ impl Sandbox {
             cmd.env_remove(var);
         }
         cmd.envs(env.iter().copied());
-        let out = cmd.output().expect("run resize-cli");
-        Run {
-            code: out.status.code().expect("exit code, not a signal"),
-            stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
-            stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
-        }
+        cmd
     }
 
     /// Every file under `rel` (recursively), as sorted `/`-separated paths

@@ -1,0 +1,54 @@
+//! Key rewriting and the recursion guard: the first line holds
+//! `REPLACEMENTS`, the second `KEY_TEMPLATE`, the rest are keys. For every
+//! key accepted as a source, every output is a safe key of at most 1024
+//! bytes that is not itself a source, and lies under the destination.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use resize_core::{keys::check_key, Recipe};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut lines = text.split('\n');
+    let replacements = lines.next().unwrap_or_default().to_owned();
+    let template = lines.next().unwrap_or_default().to_owned();
+    let Ok(recipe) = Recipe::from_lookup(|name| match name {
+        "REPLACEMENTS" => Some(replacements.clone()),
+        "KEY_TEMPLATE" => Some(template.clone()),
+        "FORMATS" => Some("jpeg,webp".to_owned()),
+        _ => None,
+    }) else {
+        return;
+    };
+    for key in lines {
+        let Ok(source) = recipe.source_key(key) else {
+            continue;
+        };
+        assert!(check_key(key).is_ok());
+        let destination = recipe
+            .keys()
+            .replacements()
+            .iter()
+            .find(|r| key.starts_with(&format!("{}/", r.from())))
+            .map(|r| format!("{}/", r.to()));
+        for w in recipe.widths().as_slice() {
+            for &f in recipe.formats() {
+                for h in [1, 4_000_000_000] {
+                    let out = recipe.output_key(&source, w.get(), h, f);
+                    assert!(check_key(&out).is_ok(), "{out:?} from {key:?}");
+                    assert_ne!(out, key);
+                    assert!(
+                        recipe.source_key(&out).is_err(),
+                        "{out:?} from {key:?} is a source"
+                    );
+                    if let Some(d) = &destination {
+                        assert!(out.starts_with(d.as_str()), "{out:?} not under {d:?}");
+                    }
+                }
+            }
+        }
+    }
+});

@@ -1,0 +1,35 @@
+//! Any bytes through the whole pipeline: limits, decoding, orientation,
+//! colour, resizing and every encoder. Must return an image or an error.
+
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use resize_core::Recipe;
+
+fn recipe() -> &'static Recipe {
+    static RECIPE: OnceLock<Recipe> = OnceLock::new();
+    RECIPE.get_or_init(|| {
+        Recipe::from_lookup(|name| {
+            match name {
+                // Small widths and a 4 MP limit keep each run fast; the limit
+                // logic itself is what stops larger headers.
+                "SIZES" => Some("8,40".to_owned()),
+                "FORMATS" => Some("jpeg,webp,png".to_owned()),
+                "MAX_PIXELS" => Some("4000000".to_owned()),
+                _ => None,
+            }
+        })
+        .expect("a valid recipe")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(out) = resize_core::render(data, recipe()) {
+        for r in out {
+            assert!(!r.bytes.is_empty(), "empty {:?} output", r.format);
+            assert!(r.width <= 40 && r.height >= 1);
+        }
+    }
+});
