@@ -61,6 +61,11 @@ pub fn run(root: &Path, only: &[String]) -> Result<()> {
         ("bench-smoke", |root| {
             crate::bench::run(root, &["--smoke".to_owned()])
         }),
+        // A short fixed run of every fuzz target; `cargo xtask fuzz` by hand
+        // for long runs. Seeds include every earlier finding.
+        ("fuzz", |root| {
+            crate::fuzz::run(root, &["--seconds".to_owned(), "15".to_owned()])
+        }),
         ("doc", |root| {
             cargo(
                 root,

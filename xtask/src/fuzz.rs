@@ -183,6 +183,13 @@ fn seed_dir(root: &Path, target: &str) -> Result<PathBuf> {
         }
         other => bail!("no seeds for `{other}`"),
     }
+    // Inputs that once failed (`fixtures/fuzz/<target>/`) run first, every time.
+    let found = fixtures.join("fuzz").join(target);
+    if found.is_dir() {
+        for path in files(&found)? {
+            add(&fs::read(&path)?)?;
+        }
+    }
     Ok(dir)
 }
 

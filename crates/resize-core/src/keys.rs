@@ -142,12 +142,23 @@ impl Template {
         if !starts_with_dir {
             return Err(bad("a template starting with `{dir}/`"));
         }
-        if !parts.contains(&Part::Stem) || !parts.contains(&Part::Width) {
-            return Err(bad("a template containing {stem} and {width}"));
-        }
         let ends_with_ext = matches!(parts.as_slice(), [.., Part::Lit(l), Part::Ext] if l.ends_with('.'));
         if !ends_with_ext {
             return Err(bad("a template ending in `.{ext}`"));
+        }
+        // Each placeholder once ({height} at most once): the recursion guard
+        // recognises outputs by matching keys against the template, which is
+        // only sound when every value appears in one place. A second {dir}
+        // let an output pass for a source (found by the `recipe` fuzz target).
+        let count = |p: &Part| parts.iter().filter(|q| *q == p).count();
+        if [Part::Dir, Part::Stem, Part::Width, Part::Ext]
+            .iter()
+            .any(|p| count(p) != 1)
+            || count(&Part::Height) > 1
+        {
+            return Err(bad(
+                "a template with {dir}, {stem}, {width} and {ext} once each and {height} at most once",
+            ));
         }
         for p in &parts {
             if let Part::Lit(l) = p {
@@ -493,8 +504,10 @@ fn match_parts(parts: &[Part], s: &str, ctx: &Shape<'_>) -> bool {
                 .any(|i| match_parts(rest, &s[i..], ctx))
         }
         Part::Width | Part::Height => {
+            // Up to 10 digits: any u32. Capping at 5 let a key with a taller
+            // output height pass for a source (found by the `keys` fuzz target).
             let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-            (1..=digits.min(5)).any(|n| {
+            (1..=digits.min(10)).any(|n| {
                 let num = &s[..n];
                 if num.starts_with('0') {
                     return false;
@@ -648,7 +661,15 @@ mod tests {
         check_template(
             "{dir}/{stem}.{ext}",
             "a.jpg",
-            Err("invalid KEY_TEMPLATE value `{dir}/{stem}.{ext}`: expected a template containing {stem} and {width}"),
+            Err("invalid KEY_TEMPLATE value `{dir}/{stem}.{ext}`: expected a template with {dir}, {stem}, {width} and {ext} once each and {height} at most once"),
+        );
+        // Found by the `recipe` fuzz target: with {dir} twice, an output
+        // (`t/360E=t2…`) did not match the template shape and passed for a
+        // source. Each placeholder now appears once.
+        check_template(
+            "{dir}/{width}E={dir}2{width}/{stem}.{ext}",
+            "t/a.jpg",
+            Err("invalid KEY_TEMPLATE value `{dir}/{width}E={dir}2{width}/{stem}.{ext}`: expected a template with {dir}, {stem}, {width} and {ext} once each and {height} at most once"),
         );
         check_template(
             "{stem}-{width}.{ext}",
@@ -670,6 +691,18 @@ mod tests {
             "a.jpg",
             Err("invalid KEY_TEMPLATE value `{dir}/{name}-{width}.{ext}`: expected only the placeholders {dir} {stem} {width} {height} {ext}"),
         );
+    }
+
+    /// Found by the `keys` fuzz target: an output whose height has more
+    /// than five digits was accepted as a source.
+    #[test]
+    fn outputs_with_tall_heights_are_not_sources() {
+        let r = recipe(&[("KEY_TEMPLATE", "{dir}/{stem}_{width}x{height}.{ext}")]);
+        let src = r.source_key("up/load/y.JPG").unwrap();
+        for h in [1, 99_999, 100_000, 4_000_000_000] {
+            let out = r.output_key(&src, 360, h, Format::Jpeg);
+            assert_eq!(r.source_key(&out), Err(Skip::LooksLikeOutput), "{out}");
+        }
     }
 
     fn recipes() -> impl Strategy<Value = Recipe> {
