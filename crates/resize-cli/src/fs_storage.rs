@@ -47,14 +47,18 @@ impl FsStorage {
         })
     }
 
-    /// The path of `key` under the output root; `None` for a key that
-    /// would leave it (the core refuses such keys already).
     fn out_path(&self, key: &str) -> Option<PathBuf> {
-        let rel = Path::new(key);
-        rel.components()
-            .all(|c| matches!(c, Component::Normal(_)))
-            .then(|| self.out.join(rel))
+        out_path(&self.out, key)
     }
+}
+
+/// The path of `key` under `root`; `None` for a key that would leave it
+/// (absolute, `..`, `.`, or a NUL the OS would cut the name at). The core
+/// refuses such keys already; this is the second lock on the door.
+fn out_path(root: &Path, key: &str) -> Option<PathBuf> {
+    let rel = Path::new(key);
+    (!key.is_empty() && !key.contains('\0') && rel.components().all(|c| matches!(c, Component::Normal(_))))
+        .then(|| root.join(rel))
 }
 
 impl Storage for FsStorage {
@@ -130,5 +134,44 @@ fn remove_stale_temps(root: &Path) {
         } else if ft.is_file() && is_temp_name(&entry.file_name()) {
             let _ = fs::remove_file(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// No key, however odd (`..`, `//`, backslashes, NUL, absolute,
+        /// very long), names a file outside the output root.
+        #[test]
+        fn outputs_stay_under_the_root(key in "(\\.\\.|\\.|/|//|\\\\|\\x00|[a-z]{1,8}|\\PC){0,12}|[a/.]{200,1100}") {
+            let root = Path::new("/srv/out");
+            if let Some(path) = out_path(root, &key) {
+                prop_assert!(path.starts_with(root), "{:?}", path);
+                prop_assert!(path.components().skip(root.components().count()).all(|c| matches!(c, Component::Normal(_))), "{:?}", path);
+                prop_assert!(!key.contains('\0'));
+            }
+        }
+    }
+
+    #[test]
+    fn escaping_keys_have_no_path() {
+        for key in [
+            "../x.jpg",
+            "a/../../x.jpg",
+            "/etc/passwd",
+            "./a.jpg",
+            "a\0b.jpg",
+            "",
+        ] {
+            assert_eq!(out_path(Path::new("/srv/out"), key), None, "{key:?}");
+        }
+        assert_eq!(
+            out_path(Path::new("/srv/out"), "a/b-360.jpg"),
+            Some(PathBuf::from("/srv/out/a/b-360.jpg"))
+        );
     }
 }

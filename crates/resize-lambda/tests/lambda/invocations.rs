@@ -543,6 +543,17 @@ fn logs_metrics_and_cold_start() {
 
     let all = format!("{stdout}{}", lambda.stderr());
     assert!(!all.contains(SECRET), "the secret access key was logged");
+    // No request signatures or pre-signed URLs, and no object bytes (every
+    // fixture JPEG carries the text `JFIF` in its header).
+    for needle in [
+        "X-Amz-Signature",
+        "AWS4-HMAC-SHA256",
+        "Signature=",
+        "Authorization",
+        "JFIF",
+    ] {
+        assert!(!all.contains(needle), "`{needle}` was logged:\n{all}");
+    }
 }
 
 /// Regression: crates/resize-lambda/src/handler.rs:157 (`run_all`) spawns each task
