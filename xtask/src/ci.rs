@@ -214,7 +214,7 @@ fn core_invariant(root: &Path) -> Result<()> {
 }
 
 /// Every file below `dir`, sorted so reports are stable.
-fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {

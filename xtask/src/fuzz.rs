@@ -193,19 +193,9 @@ fn seed_dir(root: &Path, target: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The files below `dir` but its READMEs.
 fn files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for entry in fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_none_or(|e| e != "md") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
+    let mut out = crate::ci::files_under(dir)?;
+    out.retain(|p| p.extension().is_none_or(|e| e != "md"));
     Ok(out)
 }

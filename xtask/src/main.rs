@@ -33,7 +33,7 @@ commands:
              run the CI checks in order, stopping at the first failure:
              fmt, tidy (tree checks), clippy, python (venv with moto and
              cfn-lint), template (cfn-lint and least privilege), test,
-             bench-smoke, fuzz (15 s per target), doc, core-deps (resize-core
+             bench-smoke, fuzz (10 s per target), doc, core-deps (resize-core
              invariants), deny.
              Naming steps runs only those (e.g. `cargo xtask ci core-deps deny`).
 ";

@@ -1,7 +1,7 @@
 //! Where the time of one job goes: decode, resize and encode measured apart
 //! on one photo, through the same functions `resize_core::render` calls.
 //!
-//! `cargo bench -p resize-bench --bench stages` uses the largest photo in
+//! `cargo bench -p resize-bench --features stages --bench stages` uses the largest photo in
 //! `../shared/corpus` when that folder exists, else the bundled phone-sized
 //! fixture; `RESIZE_BENCH_PHOTO=path` picks another.
 

@@ -493,7 +493,7 @@ fn map_err(format: &'static str, e: image::ImageError) -> RenderError {
 }
 
 /// The pipeline's stages one at a time, for the stage profile in
-/// `resize-bench` (`cargo bench -p resize-bench`). Not a stable API: it
+/// `resize-bench` (`cargo bench -p resize-bench --features stages`). Not a stable API: it
 /// exposes exactly the functions [`render`] calls, so the profile measures
 /// the product's code rather than a re-implementation of it.
 #[doc(hidden)]

@@ -3,38 +3,13 @@
 //! a second run finishes the job, and memory stays flat over 1,000 images.
 
 use std::fs;
-use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{decode, expected_height, fixtures, Sandbox, TEMP_PREFIX};
+use crate::support::{decode, expected_height, files_under, fixtures, Sandbox, TEMP_PREFIX};
 
 /// The most memory the CLI may use on any broken file or bomb.
 const MEMORY_LIMIT_KIB: u64 = 64 * 1024;
-
-/// Every file below `dir`, relative to it, sorted.
-fn files_under(dir: &Path) -> Vec<String> {
-    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-        for entry in fs::read_dir(dir).expect("read dir") {
-            let entry = entry.expect("entry");
-            let name = entry.file_name().into_string().expect("UTF-8 name");
-            let rel = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
-            };
-            if entry.file_type().expect("file type").is_dir() {
-                walk(&entry.path(), &rel, out);
-            } else {
-                out.push(rel);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, "", &mut out);
-    out.sort();
-    out
-}
 
 #[test]
 fn every_bad_file_fails_alone_in_little_memory() {
@@ -116,6 +91,22 @@ fn expected_files(n: usize) -> Vec<String> {
     v
 }
 
+/// `out/<rel>` (`p07-360.jpg`) decodes whole at its width's size.
+#[track_caller]
+fn check_whole(sb: &Sandbox, rel: &str) {
+    let image = decode(&sb.path(&format!("out/{rel}")));
+    let w: u32 = rel
+        .rsplit_once('-')
+        .and_then(|(_, r)| r.split('.').next())
+        .and_then(|w| w.parse().ok())
+        .expect("a width");
+    assert_eq!(
+        (image.width(), image.height()),
+        (w, expected_height(1280, 720, w)),
+        "{rel}"
+    );
+}
+
 #[test]
 fn killed_mid_run_leaves_no_half_file_and_a_rerun_finishes() {
     const N: usize = 40;
@@ -165,17 +156,7 @@ fn killed_mid_run_leaves_no_half_file_and_a_rerun_finishes() {
 
     // Whatever carries a final name is whole: atomic rename, never a partial write.
     for rel in after_kill.iter().filter(|f| !f.starts_with(TEMP_PREFIX)) {
-        let image = decode(&sb.path(&format!("out/{rel}")));
-        let w: u32 = rel
-            .rsplit_once('-')
-            .and_then(|(_, r)| r.split('.').next())
-            .and_then(|w| w.parse().ok())
-            .expect("a width");
-        assert_eq!(
-            (image.width(), image.height()),
-            (w, expected_height(1280, 720, w)),
-            "{rel}"
-        );
+        check_whole(&sb, rel);
     }
 
     // Run again: everything is made, no temporary file is left.
@@ -183,17 +164,7 @@ fn killed_mid_run_leaves_no_half_file_and_a_rerun_finishes() {
     run.expect_code(0);
     assert_eq!(sb.files("out"), expected);
     for rel in &expected {
-        let image = decode(&sb.path(&format!("out/{rel}")));
-        let w: u32 = rel
-            .rsplit_once('-')
-            .and_then(|(_, r)| r.split('.').next())
-            .and_then(|w| w.parse().ok())
-            .expect("a width");
-        assert_eq!(
-            (image.width(), image.height()),
-            (w, expected_height(1280, 720, w)),
-            "{rel}"
-        );
+        check_whole(&sb, rel);
     }
     // The sources are untouched.
     let source = fs::read(fixtures().join("images/photo-16x9.jpg")).expect("fixture");

@@ -194,27 +194,7 @@ impl Sandbox {
     /// Every file under `rel` (recursively), as sorted `/`-separated paths
     /// relative to `rel`. Empty when `rel` does not exist.
     pub fn files(&self, rel: &str) -> Vec<String> {
-        fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-            let Ok(entries) = fs::read_dir(dir) else { return };
-            for entry in entries {
-                let entry = entry.expect("dir entry");
-                let name = entry.file_name().into_string().expect("UTF-8 name");
-                let rel = if prefix.is_empty() {
-                    name
-                } else {
-                    format!("{prefix}/{name}")
-                };
-                if entry.file_type().expect("file type").is_dir() {
-                    walk(&entry.path(), &rel, out);
-                } else {
-                    out.push(rel);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.path(rel), "", &mut out);
-        out.sort();
-        out
+        files_under(&self.path(rel))
     }
 
     /// `text` with the sandbox's absolute path replaced by `[TMP]`.
@@ -222,6 +202,32 @@ impl Sandbox {
         text.replace(&self.root.display().to_string(), "[TMP]")
             .replace(&self.dir.path().display().to_string(), "[TMP]")
     }
+}
+
+/// Every file under `dir` (recursively), as sorted `/`-separated paths
+/// relative to it. Empty when `dir` does not exist.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for entry in entries {
+            let entry = entry.expect("dir entry");
+            let name = entry.file_name().into_string().expect("UTF-8 name");
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if entry.file_type().expect("file type").is_dir() {
+                walk(&entry.path(), &rel, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out);
+    out.sort();
+    out
 }
 
 /// The modification time of a file.
