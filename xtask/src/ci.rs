@@ -64,7 +64,7 @@ pub fn run(root: &Path, only: &[String]) -> Result<()> {
         // A short fixed run of every fuzz target; `cargo xtask fuzz` by hand
         // for long runs. Seeds include every earlier finding.
         ("fuzz", |root| {
-            crate::fuzz::run(root, &["--seconds".to_owned(), "15".to_owned()])
+            crate::fuzz::run(root, &["--seconds".to_owned(), "10".to_owned()])
         }),
         ("doc", |root| {
             cargo(
