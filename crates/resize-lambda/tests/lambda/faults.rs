@@ -7,7 +7,7 @@
 //! has to retry, as with S3 itself.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use std::time::Duration;
 use resize_core::Recipe;
 use serde_json::{json, Value};
 
-use crate::harness::{fixture, s3_event, Lambda, World};
+use crate::harness::{fixture, read_request, s3_event, Lambda, Request, World};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
@@ -100,82 +100,6 @@ impl Drop for FaultProxy {
     }
 }
 
-struct Request {
-    method: String,
-    target: String,
-    /// Header lines without `Connection` and `Expect`.
-    headers: Vec<String>,
-    body: Vec<u8>,
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next()?.to_owned(), parts.next()?.to_owned());
-    let mut headers = Vec::new();
-    let mut length = 0usize;
-    let mut chunked = false;
-    let mut expect_continue = false;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end().to_owned();
-        if h.is_empty() {
-            break;
-        }
-        let lower = h.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            length = v.trim().parse().ok()?;
-        }
-        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-            chunked = true;
-        }
-        if lower.starts_with("expect:") && lower.contains("100-continue") {
-            expect_continue = true;
-            continue;
-        }
-        if lower.starts_with("connection:") {
-            continue;
-        }
-        headers.push(h);
-    }
-    if expect_continue {
-        reader
-            .get_mut()
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .ok()?;
-    }
-    let mut body = Vec::new();
-    if chunked {
-        // Re-framed below with a Content-Length.
-        headers.retain(|h| !h.to_ascii_lowercase().starts_with("transfer-encoding:"));
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            if n == 0 {
-                let mut end = String::new();
-                reader.read_line(&mut end).ok()?;
-                break;
-            }
-            let mut chunk = vec![0; n + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            body.extend_from_slice(&chunk[..n]);
-        }
-        headers.push(format!("Content-Length: {}", body.len()));
-    } else {
-        body.resize(length, 0);
-        reader.read_exact(&mut body).ok()?;
-    }
-    Some(Request {
-        method,
-        target,
-        headers,
-        body,
-    })
-}
-
 fn serve(conn: TcpStream, upstream: u16, mode: &Mutex<Mode>, state: &Mutex<State>) {
     let mut reader = BufReader::new(conn);
     let Some(req) = read_request(&mut reader) else {
@@ -185,7 +109,7 @@ fn serve(conn: TcpStream, upstream: u16, mode: &Mutex<Mode>, state: &Mutex<State
     let fault = {
         let mode = *mode.lock().expect("mode");
         let mut s = state.lock().expect("state");
-        let id = format!("{} {}", req.method, req.target);
+        let id = format!("{} {}", req.method, req.path);
         let attempt = {
             let a = s.attempts.entry(id).or_insert(0);
             *a += 1;
@@ -245,11 +169,15 @@ fn forward(conn: &mut TcpStream, upstream: u16, req: &Request) {
     let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
     };
-    let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
-    for h in &req.headers {
-        head.push_str(h);
-        head.push_str("\r\n");
+    // Re-framed with a Content-Length (the body is de-chunked) and without
+    // `Expect` (already answered) or keep-alive.
+    let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.path);
+    for (k, v) in &req.headers {
+        if !["connection", "expect", "transfer-encoding", "content-length"].contains(&k.as_str()) {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
     }
+    head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
     head.push_str("Connection: close\r\n\r\n");
     if up.write_all(head.as_bytes()).is_err() || up.write_all(&req.body).is_err() {
         return;

@@ -368,14 +368,16 @@ pub struct RuntimeApi {
     ids: AtomicU64,
 }
 
-struct Request {
-    method: String,
-    path: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
+/// One HTTP/1.1 request, as the Runtime API emulator and the S3 fault
+/// proxy read it: header names lowercased, the body de-chunked.
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+pub fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -393,6 +395,15 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
         }
         let (k, v) = h.split_once(':')?;
         headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+    }
+    if headers
+        .get("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    {
+        reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .ok()?;
     }
     let mut body = Vec::new();
     if headers
@@ -790,13 +801,16 @@ impl Lambda {
     }
 }
 
-/// `sysconf(_SC_CLK_TCK)`, asked of `getconf` to stay free of unsafe code.
+/// `sysconf(_SC_CLK_TCK)`, asked of `getconf` once (to stay free of unsafe code).
 fn clock_ticks_per_second() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().expect("getconf");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("CLK_TCK is a number")
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let out = Command::new("getconf").arg("CLK_TCK").output().expect("getconf");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("CLK_TCK is a number")
+    })
 }
 
 impl Drop for Lambda {
