@@ -455,20 +455,27 @@ fn pixel_formats(out: &mut Out) -> Result<()> {
 
 /// 64×48, three frames of solid red, green, blue, looping forever.
 fn animated_gif() -> Result<Vec<u8>> {
+    cycling_gif(3, 20)
+}
+
+/// 64×48, `frames` frames cycling solid red, green, blue, each shown for
+/// `delay` hundredths of a second, looping forever.
+fn cycling_gif(frames: u32, delay: u16) -> Result<Vec<u8>> {
     let (w, h) = (64u16, 48u16);
     let palette: Vec<u8> = [RED, GREEN, BLUE, [0, 0, 0]].concat();
     let mut bytes = Vec::new();
     {
         let mut enc = gif::Encoder::new(&mut bytes, w, h, &palette)?;
         enc.set_repeat(gif::Repeat::Infinite)?;
-        for index in 0..3u8 {
+        for i in 0..frames {
             let mut frame = gif::Frame {
                 width: w,
                 height: h,
-                buffer: Cow::Owned(vec![index; usize::from(w) * usize::from(h)]),
+                // i % 3 fits a u8.
+                buffer: Cow::Owned(vec![(i % 3) as u8; usize::from(w) * usize::from(h)]),
                 ..gif::Frame::default()
             };
-            frame.delay = 20; // hundredths of a second
+            frame.delay = delay;
             enc.write_frame(&frame)?;
         }
     }
@@ -481,23 +488,7 @@ fn animated_gif() -> Result<Vec<u8>> {
 
 fn hostile(out: &mut Out) -> Result<()> {
     // 5000 frames: only the first is decoded.
-    let (w, h) = (64u16, 48u16);
-    let palette: Vec<u8> = [RED, GREEN, BLUE, [0, 0, 0]].concat();
-    let mut gif_bytes = Vec::new();
-    {
-        let mut enc = gif::Encoder::new(&mut gif_bytes, w, h, &palette)?;
-        enc.set_repeat(gif::Repeat::Infinite)?;
-        for i in 0..5000u32 {
-            let frame = gif::Frame {
-                width: w,
-                height: h,
-                // 0..3 fits a u8.
-                buffer: Cow::Owned(vec![(i % 3) as u8; usize::from(w) * usize::from(h)]),
-                ..gif::Frame::default()
-            };
-            enc.write_frame(&frame)?;
-        }
-    }
+    let gif_bytes = cycling_gif(5000, 0)?;
     out.write("hostile/gif-5000-frames.gif", &gif_bytes)?;
 
     // EXIF whose IFD0 lists itself as the next IFD and as its own EXIF sub-IFD.
