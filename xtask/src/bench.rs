@@ -137,10 +137,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "resize-bench",
         ]
     };
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(build)
-        .current_dir(root)
-        .status()?;
+    let status = crate::cargo().args(build).current_dir(root).status()?;
     if !status.success() {
         bail!("building the benchmark binaries failed");
     }
@@ -375,9 +372,7 @@ fn measure(mut cmd: Command) -> Result<Sample> {
 
 /// Total bytes, JPEG bytes and mean SSIMULACRA2 of the JPEG outputs.
 fn outputs(bin: &Path, photo: &Path, out: &Path) -> Result<(u64, u64, Option<f64>)> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    collect(out, &mut files)?;
-    files.sort();
+    let files = crate::files_under(out)?;
     let bytes = files
         .iter()
         .filter_map(|f| fs::metadata(f).ok())
@@ -405,18 +400,6 @@ fn outputs(bin: &Path, photo: &Path, out: &Path) -> Result<(u64, u64, Option<f64
         .collect();
     let mean = (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
     Ok((bytes, jpeg_bytes, mean))
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for e in fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            collect(&p, out)?;
-        } else {
-            out.push(p);
-        }
-    }
-    Ok(())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -524,6 +507,9 @@ fn which(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// sharp's side of the JPEG and JPEG+WebP jobs (`xtask/bench/sharp-job.mjs`).
+const SHARP_JOB: &str = include_str!("../bench/sharp-job.mjs");
+
 /// Writes the sharp job script when sharp is installed under `target/bench/node`.
 fn sharp_script(bench_dir: &Path) -> Result<Option<PathBuf>> {
     let node_dir = bench_dir.join("node");
@@ -531,23 +517,8 @@ fn sharp_script(bench_dir: &Path) -> Result<Option<PathBuf>> {
         return Ok(None);
     }
     let script = node_dir.join("sharp-job.mjs");
-    fs::write(
-        &script,
-        r#"// One decode, a clone per output: how sharp's docs make several sizes.
-import sharp from 'sharp';
-const [input, outDir, formats, widths, jq, wq] = process.argv.slice(2);
-const meta = await sharp(input).metadata();
-const upright = (meta.orientation ?? 1) >= 5 ? meta.height : meta.width;
-const base = sharp(input).rotate();
-const jobs = [];
-for (const w of widths.split(',').map(Number).filter((w) => w <= upright)) {
-  const r = base.clone().resize({ width: w, withoutEnlargement: true });
-  jobs.push(r.clone().jpeg({ quality: Number(jq) }).toFile(`${outDir}/${w}.jpg`));
-  if (formats.includes('webp')) jobs.push(r.clone().webp({ quality: Number(wq) }).toFile(`${outDir}/${w}.webp`));
-}
-await Promise.all(jobs);
-"#,
-    )?;
+    // Written next to node_modules, where `import sharp` resolves.
+    fs::write(&script, SHARP_JOB)?;
     Ok(Some(script))
 }
 
@@ -580,8 +551,7 @@ fn install_peers(bench_dir: &Path) -> Result<()> {
 /// The Lambda path: the release `bootstrap` serving S3 events against moto,
 /// driven by the ignored `lambda_bench` test of resize-lambda's harness.
 fn lambda_figures(root: &Path, corpus: &Path) -> Result<String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(&cargo)
+    let status = crate::cargo()
         .args([
             "build",
             "--locked",
@@ -605,7 +575,7 @@ fn lambda_figures(root: &Path, corpus: &Path) -> Result<String> {
          Warm figures are medians of 5; peak RSS is the process's VmHWM after all of them.\n\n",
     );
     for formats in ["jpeg", "jpeg,webp"] {
-        let out = Command::new(&cargo)
+        let out = crate::cargo()
             .args([
                 "test",
                 "--locked",

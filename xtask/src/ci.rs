@@ -37,6 +37,7 @@ pub fn run(root: &Path, only: &[String]) -> Result<()> {
     let steps: &[Step] = &[
         ("fmt", |root| cargo(root, &["fmt", "--all", "--", "--check"], &[])),
         ("tidy", crate::tidy::run),
+        ("layers", crate::layers::run),
         ("clippy", |root| {
             cargo(
                 root,
@@ -116,13 +117,8 @@ fn print_timings(timings: &[(&str, f64)]) {
     }
 }
 
-/// The cargo that launched us (so `cargo +nightly xtask` stays on nightly).
-fn cargo_bin() -> PathBuf {
-    std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
-}
-
 fn cargo(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
-    let mut cmd = Command::new(cargo_bin());
+    let mut cmd = crate::cargo();
     cmd.args(args).current_dir(root);
     for (k, v) in envs {
         cmd.env(k, v);
@@ -155,7 +151,7 @@ fn describe(cmd: &Command) -> String {
 }
 
 fn core_invariant(root: &Path) -> Result<()> {
-    let mut cmd = Command::new(cargo_bin());
+    let mut cmd = crate::cargo();
     cmd.args([
         "tree",
         "-p",
@@ -191,7 +187,7 @@ fn core_invariant(root: &Path) -> Result<()> {
     }
 
     let src = root.join("crates/resize-core/src");
-    for file in files_under(&src)? {
+    for file in crate::files_under(&src)? {
         let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
         for (i, line) in text.lines().enumerate() {
             for pat in FORBIDDEN_CORE_SOURCE {
@@ -213,26 +209,8 @@ fn core_invariant(root: &Path) -> Result<()> {
     bail!("{} resize-core invariant violation(s)", problems.len())
 }
 
-/// Every file below `dir`, sorted so reports are stable.
-pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for entry in fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
 fn deny(root: &Path) -> Result<()> {
-    let installed = Command::new(cargo_bin())
+    let installed = crate::cargo()
         .args(["deny", "--version"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -252,7 +230,7 @@ fn deny(root: &Path) -> Result<()> {
     // The advisory database is a git clone from GitHub. Where GitHub is unreachable
     // (sandboxed builders), `cargo deny check advisories` cannot fetch and fails, which
     // says nothing about our code; so fetch separately and decide from the outcome.
-    let mut fetch = Command::new(cargo_bin());
+    let mut fetch = crate::cargo();
     fetch.args(["deny", "fetch", "db"]).current_dir(root);
     if run_inherited(fetch).is_ok() {
         return cargo(root, &["deny", "--locked", "check", "advisories"], &[]);

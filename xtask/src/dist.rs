@@ -16,8 +16,7 @@ use anyhow::{bail, Context, Result};
 const MAX_GLIBC: (u32, u32) = (2, 34);
 
 pub fn run(root: &Path) -> Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let status = crate::cargo()
         .args([
             "build",
             "--release",

@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{bail, Context, Result};
 
@@ -49,10 +49,6 @@ fn parse(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
-fn cargo() -> PathBuf {
-    std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
-}
-
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let o = parse(args)?;
     ensure_cargo_fuzz(root)?;
@@ -62,7 +58,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         let seeds = seed_dir(root, target)?;
         let corpus = fuzz.join("corpus").join(target);
         fs::create_dir_all(&corpus)?;
-        let out = Command::new(cargo())
+        let out = crate::cargo()
             .args(["fuzz", "run", "--sanitizer", &o.sanitizer, target])
             .arg(&corpus)
             .arg(&seeds)
@@ -112,7 +108,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 }
 
 fn ensure_cargo_fuzz(root: &Path) -> Result<()> {
-    let present = Command::new(cargo())
+    let present = crate::cargo()
         .args(["fuzz", "--version"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -122,7 +118,7 @@ fn ensure_cargo_fuzz(root: &Path) -> Result<()> {
         return Ok(());
     }
     eprintln!("cargo-fuzz not found; installing it");
-    let status = Command::new(cargo())
+    let status = crate::cargo()
         .args(["install", "--locked", "cargo-fuzz"])
         .current_dir(root)
         .status()?;
@@ -195,7 +191,7 @@ fn seed_dir(root: &Path, target: &str) -> Result<PathBuf> {
 
 /// The files below `dir` but its READMEs.
 fn files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = crate::ci::files_under(dir)?;
+    let mut out = crate::files_under(dir)?;
     out.retain(|p| p.extension().is_none_or(|e| e != "md"));
     Ok(out)
 }

@@ -5,12 +5,14 @@ mod ci;
 mod dist;
 mod fixtures;
 mod fuzz;
+mod layers;
 mod python;
 mod tidy;
 mod tiff;
 
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
@@ -31,7 +33,7 @@ commands:
              installs cargo-fuzz when missing
   ci [STEP...]
              run the CI checks in order, stopping at the first failure:
-             fmt, tidy (tree checks), clippy, python (venv with moto and
+             fmt, tidy (tree checks), layers (resize-core's module layers), clippy, python (venv with moto and
              cfn-lint), template (cfn-lint and least privilege), test,
              bench-smoke, fuzz (10 s per target), doc, core-deps (resize-core
              invariants), deny.
@@ -72,6 +74,31 @@ fn run() -> Result<()> {
             bail!("unknown xtask command `{other}`")
         }
     }
+}
+
+/// A command running the cargo that launched us (so `cargo +nightly xtask`
+/// stays on nightly), or `cargo` from `PATH` when run some other way.
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Every file below `dir`, sorted so reports are stable. The one directory
+/// walker of xtask; callers filter what they need.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// xtask lives at `<root>/xtask`, so the root is its manifest directory's parent.

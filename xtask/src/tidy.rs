@@ -8,7 +8,7 @@
 //! - the release profile never sets `panic = "abort"` (the CLI contains panics per image).
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
@@ -16,7 +16,10 @@ pub fn run(root: &Path) -> Result<()> {
     let mut problems = Vec::new();
     let mut files = Vec::new();
     for dir in ["crates", "xtask/src"] {
-        rust_files(&root.join(dir), &mut files)?;
+        let rust = crate::files_under(&root.join(dir))?.into_iter().filter(|p| {
+            p.extension().is_some_and(|e| e == "rs") && !p.components().any(|c| c.as_os_str() == "target")
+        });
+        files.extend(rust);
     }
     for path in &files {
         let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -75,25 +78,4 @@ pub fn run(root: &Path) -> Result<()> {
             problems.join("\n  ")
         )
     }
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
-            if path
-                .file_name()
-                .is_some_and(|n| n == "target" || n == "snapshots")
-            {
-                continue;
-            }
-            rust_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }

@@ -8,7 +8,6 @@ use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Component, Path, PathBuf};
 
-use resize_core::storage::BoxError;
 use resize_core::{Object, Storage, StorageError};
 
 use crate::walk::SourceFile;
@@ -109,8 +108,9 @@ impl Storage for FsStorage {
 }
 
 fn io_error(e: std::io::Error, key: &str, what: &str) -> StorageError {
-    let message = format!("cannot {what} `{key}`: {e}");
-    let source: Option<BoxError> = Some(Box::new(e));
+    // The io error follows as the source; `error_chain` prints it after the message.
+    let message = format!("cannot {what} `{key}`");
+    let source: Option<Box<dyn std::error::Error + Send + Sync>> = Some(Box::new(e));
     match source
         .as_deref()
         .and_then(|s| s.downcast_ref::<std::io::Error>())

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use resize_core::{error_chain, JobOptions, Outcome, Recipe, Report, Storage};
+use resize_core::{error_chain, plan_variants, probe, JobOptions, Outcome, Recipe, Report, Skip, Storage};
 use serde::Serialize;
 
 /// What happened to one key, as printed and summarised.
@@ -27,6 +27,7 @@ pub enum Status {
     Failed,
 }
 
+/// The JSON form of the core's `Variant`.
 #[derive(Debug, Serialize)]
 pub struct Variant {
     pub key: String,
@@ -58,18 +59,7 @@ impl ImageLine {
             variants: Vec::new(),
         };
         match report.outcome {
-            Outcome::Written(vs) => {
-                line.variants = vs
-                    .into_iter()
-                    .map(|v| Variant {
-                        key: v.key,
-                        width: v.width,
-                        height: v.height,
-                        format: v.format.to_string(),
-                        bytes: Some(v.bytes),
-                    })
-                    .collect();
-            }
+            Outcome::Written(vs) => line.variants = vs.into_iter().map(Variant::from).collect(),
             Outcome::Skipped(skip) => {
                 line.status = Status::Skipped;
                 line.reason = Some(skip.to_string());
@@ -111,11 +101,11 @@ pub fn dry_run(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOp
         Ok(b) => b,
         Err(e) => return ImageLine::failed(key, error_chain(&e)),
     };
-    let probe = match resize_core::probe(&bytes, recipe.limits()) {
+    let probe = match probe(&bytes, recipe.limits()) {
         Ok(p) => p,
         Err(e) => return ImageLine::failed(key, error_chain(&e)),
     };
-    let planned = match resize_core::plan_outputs(recipe, &source, &probe) {
+    let planned = match plan_variants(recipe, &source, &probe) {
         Ok(p) => p,
         Err(e) => return ImageLine::failed(key, error_chain(&e)),
     };
@@ -128,7 +118,7 @@ pub fn dry_run(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOp
     };
     if planned.is_empty() {
         line.status = Status::Skipped;
-        line.reason = Some(resize_core::Skip::TooNarrow { width: probe.width }.to_string());
+        line.reason = Some(Skip::TooNarrow { width: probe.width }.to_string());
         return line;
     }
     let all_current = !options.force
@@ -137,20 +127,23 @@ pub fn dry_run(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOp
             .all(|p| storage.is_current(key, &p.key).unwrap_or(false));
     if all_current {
         line.status = Status::Skipped;
-        line.reason = Some(resize_core::Skip::UpToDate.to_string());
+        line.reason = Some(Skip::UpToDate.to_string());
         return line;
     }
-    line.variants = planned
-        .into_iter()
-        .map(|p| Variant {
-            key: p.key,
-            width: p.width,
-            height: p.height,
-            format: p.format.to_string(),
-            bytes: None,
-        })
-        .collect();
+    line.variants = planned.into_iter().map(Variant::from).collect();
     line
+}
+
+impl From<resize_core::Variant> for Variant {
+    fn from(v: resize_core::Variant) -> Variant {
+        Variant {
+            key: v.key,
+            width: v.width,
+            height: v.height,
+            format: v.format.to_string(),
+            bytes: v.bytes,
+        }
+    }
 }
 
 /// A progress bar on a terminal, plain lines on stderr otherwise.

@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .map_err(|skip| format!("{name}: {skip}"))?;
     std::fs::create_dir_all(&out)?;
     for r in resize_core::render(&bytes, &recipe)? {
-        let key = recipe.output_key(&source, r.width, r.height, r.format);
+        let key = source.output_key(r.width, r.height, r.format)?;
         std::fs::write(out.join(&key), &r.bytes)?;
         println!("{key}\t{}x{}\t{} bytes", r.width, r.height, r.bytes.len());
     }

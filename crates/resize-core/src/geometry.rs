@@ -1,21 +1,23 @@
 //! Aspect-ratio arithmetic: exact widths, rounded heights, no upscaling.
+//! Internal: the job plans with [`target_sizes`], the pixels layer resizes
+//! to the sizes it returns.
 
-use crate::recipe::{Upscale, Widths};
+use crate::values::{Upscale, Widths};
 
 /// An output size in pixels, in the upright (oriented) frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Size {
+pub(crate) struct Size {
     /// Width in pixels.
-    pub width: u32,
+    pub(crate) width: u32,
     /// Height in pixels.
-    pub height: u32,
+    pub(crate) height: u32,
 }
 
 /// The height that keeps the aspect ratio of `src_w`×`src_h` at `width`:
 /// `round(src_h × width / src_w)`, at least 1. Rounds half up, in integers,
 /// so 16:9 sources give exact heights (no 2199-px widths from floored
 /// heights re-fitted, as the 2019 code did).
-pub fn height_for(src_w: u32, src_h: u32, width: u32) -> u32 {
+fn height_for(src_w: u32, src_h: u32, width: u32) -> u32 {
     if src_w == 0 {
         return 1;
     }
@@ -31,7 +33,7 @@ pub fn height_for(src_w: u32, src_h: u32, width: u32) -> u32 {
 /// Under [`Upscale::Skip`] widths wider than the source are dropped (an
 /// empty list means nothing fits). Under [`Upscale::SourceWidth`] they are
 /// replaced by one size at the source width.
-pub fn target_sizes(src_w: u32, src_h: u32, widths: &Widths, upscale: Upscale) -> Vec<Size> {
+pub(crate) fn target_sizes(src_w: u32, src_h: u32, widths: &Widths, upscale: Upscale) -> Vec<Size> {
     let mut out: Vec<Size> = Vec::new();
     for w in widths.as_slice() {
         let width = match (w.get() <= src_w, upscale) {
@@ -55,10 +57,14 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::recipe::{parse_widths, Widths};
+    use crate::values::{Width, Widths};
 
     fn widths(s: &str) -> Widths {
-        Widths::new(&parse_widths(s).unwrap()).unwrap()
+        let ws: Vec<Width> = s
+            .split(',')
+            .map(|w| Width::new(w.parse().unwrap()).unwrap())
+            .collect();
+        Widths::new(&ws).unwrap()
     }
 
     #[track_caller]
@@ -129,7 +135,7 @@ mod tests {
     proptest! {
         #[test]
         fn widths_exact_aspect_kept(sw in 1u32..=30000, sh in 1u32..=30000, w in 1u32..=16384) {
-            let sizes = target_sizes(sw, sh, &Widths::new(&[crate::recipe::Width::new(w).unwrap()]).unwrap(), Upscale::Skip);
+            let sizes = target_sizes(sw, sh, &Widths::new(&[Width::new(w).unwrap()]).unwrap(), Upscale::Skip);
             if w > sw {
                 prop_assert!(sizes.is_empty());
             } else {

@@ -6,29 +6,38 @@
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use resize_core::{render, Format, Recipe};
+//! use resize_core::{render, Format, Recipe, Replacement, Width};
 //! # let mut bytes = Vec::new();
 //! # image::RgbImage::from_pixel(1920, 1080, image::Rgb([90, 140, 200]))
 //! #     .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg)?;
-//! // The 2019 settings keep working.
-//! let recipe = Recipe::from_lookup(|name| match name {
+//! let recipe = Recipe::builder()
+//!     .widths(&[360, 720, 1200, 2200].map(|w| Width::new(w).expect("a valid width")))
+//!     .formats(&[Format::Jpeg, Format::WebP])
+//!     .replacements(vec![Replacement::parse("original:resized")?])
+//!     .build()?;
+//! let source = recipe.source_key("original/trips/a.jpg")?;
+//! for r in render(&bytes, &recipe)? {
+//!     let key = source.output_key(r.width, r.height, r.format)?;
+//!     println!("{key}: {}x{} {} bytes", r.width, r.height, r.bytes.len());
+//! }
+//! // 2200 is wider than the 1920 px source: skipped, never upscaled.
+//! assert_eq!(
+//!     source.output_key(1200, 675, Format::WebP)?,
+//!     "resized/trips/a-1200.webp"
+//! );
+//! // The 2019 settings keep working, as environment-style strings.
+//! let same = Recipe::from_lookup(|name| match name {
 //!     "SIZES" => Some("360,720,1200,2200".into()),
 //!     "REPLACEMENTS" => Some("original:resized".into()),
 //!     "FORMATS" => Some("jpeg,webp".into()),
 //!     _ => None,
 //! })?;
-//! let source = recipe.source_key("original/trips/a.jpg").expect("an image key");
-//! for r in render(&bytes, &recipe)? {
-//!     let key = recipe.output_key(&source, r.width, r.height, r.format);
-//!     println!("{key}: {}x{} {} bytes", r.width, r.height, r.bytes.len());
-//! }
-//! // 2200 is wider than the 1920 px source: skipped, never upscaled.
-//! assert_eq!(
-//!     recipe.output_key(&source, 1200, 675, Format::WebP),
-//!     "resized/trips/a-1200.webp"
-//! );
+//! assert_eq!(same.widths(), recipe.widths());
 //! # Ok(()) }
 //! ```
+//!
+//! Everything is exported here, at the root; the pipeline's stages one at
+//! a time are in [`stages`].
 //!
 //! # Features
 //! - `webp` (default): lossy WebP output through libwebp, which is C code
@@ -39,21 +48,37 @@
 
 #![warn(missing_docs)]
 
-mod encode;
-mod error;
-pub mod geometry;
-pub mod keys;
-pub mod recipe;
-mod render;
-pub mod storage;
+// Layers, lowest first (ARCHITECTURE.md; `cargo xtask ci` checks that each
+// module names only modules of lower layers): values; geometry; keys;
+// recipe; pixels and storage; job; settings.
+mod geometry;
+mod job;
+mod keys;
+mod pixels;
+mod recipe;
+mod settings;
+mod storage;
+mod values;
 
-pub use error::{error_chain, JobError, RecipeError, RenderError};
-pub use keys::{Replacement, Skip, SourceKey, Template};
-pub use recipe::{Format, Limits, Quality, Recipe, RecipeBuilder, Rgb, Upscale, Width, Widths};
-#[doc(hidden)]
-pub use render::stages;
-pub use render::{plan, probe, render, Probe, Rendition};
-pub use storage::{
-    plan_outputs, run_job, JobOptions, MemoryStorage, Object, Outcome, PlannedOutput, Report, Storage,
-    StorageError, WrittenVariant,
+pub use job::{
+    error_chain, plan_variants, run_job, JobError, JobOptions, Outcome, Report, Skip, Variant, META_SOURCE,
 };
+pub use keys::{
+    KeyTooLong, NotASource, Replacement, SourceKey, Template, DEFAULT_TEMPLATE, MAX_KEY_BYTES,
+    SOURCE_EXTENSIONS,
+};
+pub use pixels::{probe, render, Probe, RenderError, Rendition};
+pub use recipe::{Recipe, RecipeBuilder};
+pub use settings::{Setting, SettingsError, SETTINGS};
+pub use storage::{MemoryStorage, Object, Storage, StorageError, StoredObject};
+pub use values::{
+    Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, Widths, DEFAULT_JPEG_QUALITY,
+    DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_WEBP_QUALITY, MAX_WIDTH, MAX_WIDTHS,
+};
+
+/// The pipeline's stages one at a time: the functions [`render`] calls, for
+/// profiling (the stage benchmark in `resize-bench`) or for programs that
+/// want the decoded or resized pixels themselves.
+pub mod stages {
+    pub use crate::pixels::{decode, encode, resize, Decoded};
+}

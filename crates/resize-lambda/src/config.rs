@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use resize_core::{Recipe, RecipeError};
+use resize_core::{Recipe, SettingsError};
 
 /// Default `Cache-Control` of variants: their keys never change content
 /// (a new upload rewrites them with the same bytes for the same source).
@@ -35,7 +35,7 @@ pub struct Config {
 pub enum ConfigError {
     /// A recipe setting is invalid.
     #[error(transparent)]
-    Recipe(#[from] RecipeError),
+    Recipe(#[from] SettingsError),
     /// A Lambda setting is invalid.
     #[error("invalid {var} value `{token}`: expected {allowed}")]
     Invalid {

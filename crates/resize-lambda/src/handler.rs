@@ -241,7 +241,7 @@ async fn created(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
     let head = match s3.head(key).await {
         Ok(Some(h)) => h,
         Ok(None) => return TaskResult::Skipped("source no longer exists".to_owned()),
-        Err(e) => return failed(e.is_transient(), e.to_string()),
+        Err(e) => return failed(e.is_transient(), error_chain(&e)),
     };
     if head.variant_of().is_some() {
         return TaskResult::Skipped(Skip::IsVariant.to_string());
@@ -282,7 +282,7 @@ async fn created(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
         Outcome::Written(vs) => TaskResult::Written {
             variants: vs.len(),
             bytes_in: report.bytes_in,
-            bytes_out: vs.iter().map(|v| v.bytes).sum(),
+            bytes_out: vs.iter().filter_map(|v| v.bytes).sum(),
         },
         Outcome::Skipped(skip) => TaskResult::Skipped(skip.to_string()),
         Outcome::Failed(e) => failed(e.is_transient(), error_chain(&e)),
@@ -306,11 +306,11 @@ async fn removed(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
     match s3.head(key).await {
         Ok(None) => {}
         Ok(Some(_)) => return TaskResult::Skipped("source exists again; variants kept".to_owned()),
-        Err(e) => return failed(e.is_transient(), e.to_string()),
+        Err(e) => return failed(e.is_transient(), error_chain(&e)),
     }
-    let candidates = match s3.list(&recipe.output_prefix(&source)).await {
+    let candidates = match s3.list(&source.output_prefix()).await {
         Ok(keys) => keys,
-        Err(e) => return failed(e.is_transient(), e.to_string()),
+        Err(e) => return failed(e.is_transient(), error_chain(&e)),
     };
     let mut deleted = 0;
     for candidate in candidates.iter().filter(|k| recipe.looks_like_output(k)) {
@@ -318,12 +318,12 @@ async fn removed(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
         match s3.head(candidate).await {
             Ok(Some(h)) if h.variant_of() == Some(key) => {
                 if let Err(e) = s3.delete(candidate).await {
-                    return failed(e.is_transient(), e.to_string());
+                    return failed(e.is_transient(), error_chain(&e));
                 }
                 deleted += 1;
             }
             Ok(_) => {}
-            Err(e) => return failed(e.is_transient(), e.to_string()),
+            Err(e) => return failed(e.is_transient(), error_chain(&e)),
         }
     }
     TaskResult::Deleted(deleted)

@@ -9,12 +9,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use resize_core::storage::META_SOURCE;
-use resize_core::{Object, Storage, StorageError};
+use resize_core::{Object, Storage, StorageError, META_SOURCE};
 use tokio::runtime::Handle;
 
 /// User metadata naming the ETag of the source a variant was made from.
@@ -213,15 +212,14 @@ where
 {
     let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e.code().map(str::to_owned);
-    let message = format!(
-        "s3 {op} `{key}` failed: {}",
-        match (&code, status) {
-            (Some(c), Some(s)) => format!("{c} (http {s})"),
-            (None, Some(s)) => format!("http {s}"),
-            (Some(c), None) => c.clone(),
-            (None, None) => DisplayErrorContext(&e).to_string(),
-        }
-    );
+    // The SDK error follows as the source, so `error_chain` prints its
+    // causes after this message; the message adds only what S3 answered.
+    let message = match (&code, status) {
+        (Some(c), Some(s)) => format!("s3 {op} `{key}` failed: {c} (http {s})"),
+        (None, Some(s)) => format!("s3 {op} `{key}` failed: http {s}"),
+        (Some(c), None) => format!("s3 {op} `{key}` failed: {c}"),
+        (None, None) => format!("s3 {op} `{key}` failed"),
+    };
     let transient = match &e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
         SdkError::ServiceError(_) => {
@@ -236,7 +234,7 @@ where
     // A missing bucket is a configuration problem, not a missing object.
     let not_found = code.as_deref() != Some("NoSuchBucket")
         && (status == Some(404) || matches!(code.as_deref(), Some("NoSuchKey" | "NotFound")));
-    let source: Option<resize_core::storage::BoxError> = Some(Box::new(e));
+    let source: Option<Box<dyn std::error::Error + Send + Sync>> = Some(Box::new(e));
     if not_found {
         StorageError::NotFound(key.to_owned())
     } else if transient {

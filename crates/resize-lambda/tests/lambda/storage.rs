@@ -1,7 +1,6 @@
 //! `resize_lambda::s3::S3` against a real S3-compatible server (moto).
 
-use resize_core::storage::META_SOURCE;
-use resize_core::StorageError;
+use resize_core::{StorageError, META_SOURCE};
 use resize_lambda::s3::{decode_meta, encode_meta, Head, META_SOURCE_ETAG};
 
 use crate::harness::{World, BUCKET};

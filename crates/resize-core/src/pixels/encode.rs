@@ -1,11 +1,15 @@
 //! Encoders. Every output is written from pixels alone, so no EXIF, XMP,
 //! ICC or comment from the source can reach it.
 
-use crate::error::RenderError;
-use crate::recipe::{Format, Recipe};
+use super::RenderError;
+use crate::recipe::Recipe;
+use crate::values::Format;
+
+/// Turns an encoder's complaint into the output's error.
+type Fail<'a> = &'a dyn Fn(String) -> RenderError;
 
 /// Encodes `pixels` (RGB or RGBA, 8-bit, sRGB) as `format`.
-pub(crate) fn encode(
+pub(super) fn encode(
     format: Format,
     recipe: &Recipe,
     pixels: &[u8],
@@ -13,7 +17,7 @@ pub(crate) fn encode(
     height: u32,
     channels: u8,
 ) -> Result<Vec<u8>, RenderError> {
-    let err = |message: String| RenderError::Encode {
+    let fail = |message: String| RenderError::Encode {
         format,
         width,
         height,
@@ -21,22 +25,29 @@ pub(crate) fn encode(
     };
     let expected = u64::from(width) * u64::from(height) * u64::from(channels);
     if pixels.len() as u64 != expected {
-        return Err(err("pixel buffer does not match its size".to_owned()));
+        return Err(fail("pixel buffer does not match its size".to_owned()));
     }
     let quality = recipe.quality(format).map_or(100, |q| q.get());
     match format {
-        Format::Jpeg => jpeg(pixels, width, height, channels, quality).map_err(err),
-        Format::WebP => webp(pixels, width, height, channels, quality).map_err(err),
-        Format::Png => png(pixels, width, height, channels).map_err(err),
+        Format::Jpeg => jpeg(pixels, width, height, channels, quality, &fail),
+        Format::WebP => webp(pixels, width, height, channels, quality, &fail),
+        Format::Png => png(pixels, width, height, channels, &fail),
     }
 }
 
-fn jpeg(pixels: &[u8], width: u32, height: u32, channels: u8, quality: u8) -> Result<Vec<u8>, String> {
-    let too_big = || "JPEG allows at most 65535 px per side".to_owned();
+fn jpeg(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    channels: u8,
+    quality: u8,
+    fail: Fail<'_>,
+) -> Result<Vec<u8>, RenderError> {
+    let too_big = || fail("JPEG allows at most 65535 px per side".to_owned());
     let w = u16::try_from(width).map_err(|_| too_big())?;
     let h = u16::try_from(height).map_err(|_| too_big())?;
     if channels != 3 {
-        return Err("JPEG input must be RGB".to_owned());
+        return Err(fail("JPEG input must be RGB".to_owned()));
     }
     let ycbcr = to_ycbcr_420(pixels, width as usize, height as usize);
     let mut out = Vec::new();
@@ -46,7 +57,7 @@ fn jpeg(pixels: &[u8], width: u32, height: u32, channels: u8, quality: u8) -> Re
     encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
     encoder
         .encode(&ycbcr, w, h, jpeg_encoder::ColorType::Ycbcr)
-        .map_err(|e| e.to_string().to_lowercase())?;
+        .map_err(|e| fail(e.to_string().to_lowercase()))?;
     Ok(out)
 }
 
@@ -95,35 +106,42 @@ fn to_ycbcr_420(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
 }
 
 #[cfg(feature = "webp")]
-fn webp(pixels: &[u8], width: u32, height: u32, channels: u8, quality: u8) -> Result<Vec<u8>, String> {
+fn webp(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    channels: u8,
+    quality: u8,
+    fail: Fail<'_>,
+) -> Result<Vec<u8>, RenderError> {
     // libwebp's limit; checked here because the wrapper would not say why.
     const MAX: u32 = 16_383;
     if width > MAX || height > MAX {
-        return Err(format!("WebP allows at most {MAX} px per side"));
+        return Err(fail(format!("WebP allows at most {MAX} px per side")));
     }
     let layout = if channels == 4 {
         webp::PixelLayout::Rgba
     } else {
         webp::PixelLayout::Rgb
     };
-    let mut config = webp::WebPConfig::new().map_err(|()| "libwebp version mismatch".to_owned())?;
+    let mut config = webp::WebPConfig::new().map_err(|()| fail("libwebp version mismatch".to_owned()))?;
     config.lossless = 0;
     config.quality = f32::from(quality);
     // Method 4 is cwebp's default: method 6 is ~2× slower for ~1% smaller files.
     config.method = 4;
     let encoded = webp::Encoder::new(pixels, layout, width, height)
         .encode_advanced(&config)
-        .map_err(|e| format!("libwebp: {e:?}").to_lowercase())?;
+        .map_err(|e| fail(format!("libwebp: {e:?}").to_lowercase()))?;
     Ok(encoded.to_vec())
 }
 
 #[cfg(not(feature = "webp"))]
-fn webp(_: &[u8], _: u32, _: u32, _: u8, _: u8) -> Result<Vec<u8>, String> {
+fn webp(_: &[u8], _: u32, _: u32, _: u8, _: u8, fail: Fail<'_>) -> Result<Vec<u8>, RenderError> {
     // `RecipeBuilder::build` refuses WebP without the feature.
-    Err("this build has no WebP encoder".to_owned())
+    Err(fail("this build has no WebP encoder".to_owned()))
 }
 
-fn png(pixels: &[u8], width: u32, height: u32, channels: u8) -> Result<Vec<u8>, String> {
+fn png(pixels: &[u8], width: u32, height: u32, channels: u8, fail: Fail<'_>) -> Result<Vec<u8>, RenderError> {
     use image::ImageEncoder;
     let color = if channels == 4 {
         image::ExtendedColorType::Rgba8
@@ -133,7 +151,7 @@ fn png(pixels: &[u8], width: u32, height: u32, channels: u8) -> Result<Vec<u8>, 
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)
         .write_image(pixels, width, height, color)
-        .map_err(|e| e.to_string().to_lowercase())?;
+        .map_err(|e| fail(e.to_string().to_lowercase()))?;
     Ok(out)
 }
 

@@ -1,0 +1,313 @@
+//! Bytes in, renditions out: limits, decoding, orientation, colour, SIMD
+//! resizing and encoding.
+//!
+//! The source is decoded once. Each output is resized from the full image
+//! in the stored orientation and only then rotated, so rotations touch
+//! small buffers. Colour is converted to sRGB on the small buffers too; no
+//! metadata is ever copied, since outputs are encoded from pixels alone.
+
+mod colour;
+mod decode;
+mod encode;
+mod orient;
+mod resize;
+
+use std::sync::Arc;
+
+use image::metadata::Orientation;
+use moxcms::TransformExecutor;
+use rayon::prelude::*;
+
+use crate::geometry::{self, Size};
+use crate::recipe::Recipe;
+use crate::values::{Format, Limits};
+
+/// An image could not be rendered. Every variant is permanent for the bytes
+/// given: retrying the same input cannot succeed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// The input has no bytes.
+    #[error("input is empty")]
+    Empty,
+    /// The input is larger than the byte limit.
+    #[error("input is {size} bytes, over the limit of {limit} bytes")]
+    TooManyBytes {
+        /// Size of the input.
+        size: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The header declares more pixels than the limit; nothing was allocated.
+    #[error("image is {width}x{height} ({pixels} pixels), over the limit of {limit} pixels")]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// width × height.
+        pixels: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The bytes are not in a format this build decodes.
+    #[error("unsupported format: {0}")]
+    Unsupported(String),
+    /// The header or pixel data is corrupt or truncated.
+    #[error("cannot decode {format}: {message}")]
+    Decode {
+        /// The format the bytes claim to be.
+        format: &'static str,
+        /// What the decoder reported.
+        message: String,
+    },
+    /// The image has a zero dimension.
+    #[error("image has no pixels ({width}x{height})")]
+    ZeroSize {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+    },
+    /// An output cannot be encoded (for instance over the format's size limit).
+    #[error("cannot encode {width}x{height} {format}: {message}")]
+    Encode {
+        /// The output format.
+        format: Format,
+        /// Output width.
+        width: u32,
+        /// Output height.
+        height: u32,
+        /// What the encoder reported.
+        message: String,
+    },
+    /// The resizer failed; a bug rather than a property of the input.
+    #[error("cannot resize to {width}x{height}: {message}")]
+    Resize {
+        /// Output width.
+        width: u32,
+        /// Output height.
+        height: u32,
+        /// What the resizer reported.
+        message: String,
+    },
+    /// Applying the EXIF orientation failed; a bug rather than a property
+    /// of the input.
+    #[error("cannot orient the {width}x{height} output: {message}")]
+    Orient {
+        /// Output width, in the stored orientation.
+        width: u32,
+        /// Output height, in the stored orientation.
+        height: u32,
+        /// What went wrong.
+        message: String,
+    },
+    /// Converting an output from the source's colour profile to sRGB failed.
+    #[error("cannot convert the {width}x{height} output to sRGB: {message}")]
+    Colour {
+        /// Output width.
+        width: u32,
+        /// Output height.
+        height: u32,
+        /// What the colour engine reported.
+        message: String,
+    },
+}
+
+/// One encoded output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendition {
+    /// Width in pixels, exactly as requested (or the source width).
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The encoding.
+    pub format: Format,
+    /// The encoded file.
+    pub bytes: Vec<u8>,
+}
+
+impl Rendition {
+    /// The `Content-Type` to store the bytes with.
+    pub fn content_type(&self) -> &'static str {
+        self.format.content_type()
+    }
+}
+
+/// What the header says, read without decoding pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The container format, lowercase (`jpeg`, `png`, …).
+    pub format: &'static str,
+    /// Width after EXIF orientation.
+    pub width: u32,
+    /// Height after EXIF orientation.
+    pub height: u32,
+    /// The EXIF orientation, 1..=8.
+    pub exif_orientation: u8,
+}
+
+/// Reads the header only: format, oriented size, orientation. Checks the
+/// byte and pixel limits; allocates nothing in proportion to the pixels.
+pub fn probe(bytes: &[u8], limits: Limits) -> Result<Probe, RenderError> {
+    let (probe, _) = decode::open(bytes, limits)?;
+    Ok(probe)
+}
+
+/// The sizes `recipe` makes from a source of the probed (oriented) size,
+/// ascending. Empty when the source is narrower than every width under
+/// `Upscale::Skip`. The job plans keys from the same list.
+pub(crate) fn sizes(recipe: &Recipe, probe: &Probe) -> Vec<Size> {
+    geometry::target_sizes(probe.width, probe.height, recipe.widths(), recipe.upscale())
+}
+
+/// Decodes `bytes` once and makes every rendition the recipe asks for:
+/// each size in each format, sizes ascending, formats in recipe order. An
+/// empty list means the source is narrower than every width.
+///
+/// The widths of one image are resized and encoded in parallel on rayon's
+/// global thread pool. To bound the threads, call it inside
+/// `rayon::ThreadPool::install`; to bound memory, bound how many images are
+/// rendered at once (each holds its decoded pixels until its outputs are
+/// resized).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use resize_core::{render, Format, Recipe, Width};
+/// # let mut png = Vec::new();
+/// # image::RgbImage::from_pixel(800, 600, image::Rgb([200, 30, 30]))
+/// #     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+/// let widths: Vec<Width> = [360, 720, 1200].into_iter().filter_map(Width::new).collect();
+/// let recipe = Recipe::builder().widths(&widths).build()?;
+/// let out = render(&png, &recipe)?;
+/// // 1200 is wider than the 800 px source, so it is skipped, not upscaled.
+/// let sizes: Vec<_> = out.iter().map(|r| (r.width, r.height, r.format)).collect();
+/// assert_eq!(sizes, [(360, 270, Format::Jpeg), (720, 540, Format::Jpeg)]);
+/// # Ok(()) }
+/// ```
+pub fn render(bytes: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
+    let (probe, decoder) = decode::open(bytes, recipe.limits())?;
+    let sizes = sizes(recipe, &probe);
+    if sizes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let source = decode::decode(decoder, &probe)?;
+    let resized = resize::resize_all(&source, &sizes)?;
+    let meta = Meta {
+        alpha: source.alpha,
+        orientation: source.orientation,
+        to_srgb: source.to_srgb.clone(),
+    };
+    // The full-size pixels are no longer needed; free them before encoding.
+    drop(source);
+    let per_size: Vec<Vec<Rendition>> = resized
+        .into_par_iter()
+        .map(|(size, pixels)| finish_size(&meta, size, pixels, recipe))
+        .collect::<Result<_, _>>()?;
+    Ok(per_size.into_iter().flatten().collect())
+}
+
+/// What encoding needs to know about the source once its pixels are gone.
+struct Meta {
+    alpha: bool,
+    orientation: Orientation,
+    to_srgb: Option<Arc<dyn TransformExecutor<u8> + Send + Sync>>,
+}
+
+/// Orients, converts and encodes one resized output in every format.
+fn finish_size(
+    source: &Meta,
+    size: Size,
+    mut pixels: Vec<u8>,
+    recipe: &Recipe,
+) -> Result<Vec<Rendition>, RenderError> {
+    // Resized in the stored orientation; rotate the small result.
+    let (sw, sh) = if orient::swaps_axes(source.orientation) {
+        (size.height, size.width)
+    } else {
+        (size.width, size.height)
+    };
+    if source.orientation != Orientation::NoTransforms {
+        pixels = orient::orient(pixels, sw, sh, source.alpha, source.orientation)?;
+    }
+    if let Some(t) = &source.to_srgb {
+        let mut out = vec![0; pixels.len()];
+        t.transform(&pixels, &mut out).map_err(|e| RenderError::Colour {
+            width: size.width,
+            height: size.height,
+            message: e.to_string(),
+        })?;
+        pixels = out;
+    }
+    let channels = if source.alpha { 4 } else { 3 };
+    let mut flat: Option<Vec<u8>> = None;
+    let mut out = Vec::with_capacity(recipe.formats().len());
+    for &format in recipe.formats() {
+        let (data, ch) = match format {
+            Format::Jpeg if source.alpha => {
+                let rgb = flat.get_or_insert_with(|| colour::flatten(&pixels, recipe.background()));
+                (rgb.as_slice(), 3)
+            }
+            _ => (pixels.as_slice(), channels),
+        };
+        let bytes = encode::encode(format, recipe, data, size.width, size.height, ch)?;
+        out.push(Rendition {
+            width: size.width,
+            height: size.height,
+            format,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// Decoded pixels in the stored orientation: RGB8, or RGBA8 when `alpha`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// Row-major pixels, 3 or 4 bytes each.
+    pub pixels: Vec<u8>,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Whether each pixel has an alpha byte.
+    pub alpha: bool,
+}
+
+/// The header check and full decode [`render`] starts with (no orientation
+/// or colour conversion yet).
+pub fn decode(bytes: &[u8], limits: Limits) -> Result<Decoded, RenderError> {
+    let (probe, decoder) = decode::open(bytes, limits)?;
+    let s = decode::decode(decoder, &probe)?;
+    Ok(Decoded {
+        pixels: s.pixels,
+        width: s.width,
+        height: s.height,
+        alpha: s.alpha,
+    })
+}
+
+/// One Lanczos3 resize, as [`render`] does it for each size.
+pub fn resize(image: &Decoded, width: u32, height: u32) -> Result<Vec<u8>, RenderError> {
+    resize::resize(
+        &image.pixels,
+        image.width,
+        image.height,
+        image.alpha,
+        width,
+        height,
+    )
+}
+
+/// One encode of sRGB pixels (RGB8, or RGBA8 when `alpha`) in `format` at
+/// the recipe's quality for it.
+pub fn encode(
+    format: Format,
+    recipe: &Recipe,
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    alpha: bool,
+) -> Result<Vec<u8>, RenderError> {
+    encode::encode(format, recipe, pixels, width, height, if alpha { 4 } else { 3 })
+}

@@ -1,0 +1,15 @@
+// One decode, a clone per output: how sharp's docs make several sizes.
+// Run by `cargo xtask bench` from target/bench/node (where sharp is installed):
+//   node sharp-job.mjs INPUT OUT_DIR FORMATS WIDTHS JPEG_QUALITY WEBP_QUALITY
+import sharp from 'sharp';
+const [input, outDir, formats, widths, jq, wq] = process.argv.slice(2);
+const meta = await sharp(input).metadata();
+const upright = (meta.orientation ?? 1) >= 5 ? meta.height : meta.width;
+const base = sharp(input).rotate();
+const jobs = [];
+for (const w of widths.split(',').map(Number).filter((w) => w <= upright)) {
+  const r = base.clone().resize({ width: w, withoutEnlargement: true });
+  jobs.push(r.clone().jpeg({ quality: Number(jq) }).toFile(`${outDir}/${w}.jpg`));
+  if (formats.includes('webp')) jobs.push(r.clone().webp({ quality: Number(wq) }).toFile(`${outDir}/${w}.webp`));
+}
+await Promise.all(jobs);
