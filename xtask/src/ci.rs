@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: the full pre-merge check, in the order that fails fastest.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -72,7 +73,8 @@ pub fn run(root: &Path, only: &[String]) -> Result<()> {
                 root,
                 &["doc", "--workspace", "--no-deps", "--locked"],
                 &[("RUSTDOCFLAGS", "-D warnings")],
-            )
+            )?;
+            one_surface(root)
         }),
         ("core-deps", core_invariant),
         ("deny", deny),
@@ -148,6 +150,52 @@ fn describe(cmd: &Command) -> String {
         .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// resize-core's docs show each item once: no item is both a root
+/// re-export and reachable through a public module (rustdoc's `all.html`
+/// lists every public path).
+fn one_surface(root: &Path) -> Result<()> {
+    let all = root.join("target/doc/resize_core/all.html");
+    let html = fs::read_to_string(&all).with_context(|| format!("reading {}", all.display()))?;
+    let mut paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for href in html.split("href=\"").skip(1).filter_map(|h| h.split('"').next()) {
+        let file = href.rsplit('/').next().unwrap_or(href);
+        let kinds = [
+            "struct.",
+            "enum.",
+            "fn.",
+            "trait.",
+            "constant.",
+            "type.",
+            "macro.",
+            "static.",
+            "union.",
+        ];
+        if let Some(name) = kinds
+            .iter()
+            .find_map(|k| file.strip_prefix(k))
+            .and_then(|n| n.strip_suffix(".html"))
+        {
+            paths.entry(name.to_owned()).or_default().push(href.to_owned());
+        }
+    }
+    let twice: Vec<String> = paths
+        .iter()
+        .filter(|(_, p)| p.len() > 1)
+        .map(|(n, p)| format!("`{n}` at {}", p.join(" and ")))
+        .collect();
+    if paths.is_empty() {
+        bail!(
+            "{} lists no items; has rustdoc changed its format?",
+            all.display()
+        );
+    }
+    if !twice.is_empty() {
+        bail!("resize-core's docs show items twice:\n  {}", twice.join("\n  "));
+    }
+    eprintln!("resize-core's docs show each of {} items once", paths.len());
+    Ok(())
 }
 
 fn core_invariant(root: &Path) -> Result<()> {

@@ -128,3 +128,46 @@ impl Args {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every setting of the core's table has a flag, and the flag's value
+    /// is what the core is given.
+    #[test]
+    fn every_setting_has_a_flag() {
+        let flags = [
+            ("SIZES", "--sizes"),
+            ("FORMATS", "--formats"),
+            ("JPEG_QUALITY", "--jpeg-quality"),
+            ("WEBP_QUALITY", "--webp-quality"),
+            ("REPLACEMENTS", "--replace"),
+            ("KEY_TEMPLATE", "--key-template"),
+            ("UPSCALE", "--upscale"),
+            ("BACKGROUND", "--background"),
+            ("MAX_INPUT_BYTES", "--max-input-bytes"),
+            ("MAX_PIXELS", "--max-pixels"),
+        ];
+        let mut argv = vec![
+            "resize-cli".to_owned(),
+            "--out".to_owned(),
+            "o".to_owned(),
+            "in".to_owned(),
+        ];
+        for (name, flag) in flags {
+            argv.push(flag.to_owned());
+            argv.push(format!("value of {name}"));
+        }
+        let args = Args::try_parse_from(argv).expect("every flag parses");
+        for setting in resize_core::SETTINGS {
+            assert_eq!(
+                args.setting(setting.name),
+                Some(format!("value of {}", setting.name)),
+                "{} has no flag",
+                setting.name
+            );
+        }
+        assert_eq!(flags.len(), resize_core::SETTINGS.len());
+    }
+}

@@ -235,49 +235,57 @@ impl RecipeBuilder {
 mod tests {
     use super::*;
 
-    #[track_caller]
-    fn check(builder: RecipeBuilder, expect: &str) {
-        let got = match builder.build() {
-            Ok(r) => format!(
-                "widths {:?} formats {:?}",
-                r.widths().as_slice().iter().map(|w| w.get()).collect::<Vec<_>>(),
-                r.formats()
-            ),
-            Err(e) => e.to_string(),
-        };
-        assert_eq!(got, expect);
-    }
-
-    /// Builder errors name the recipe's fields, never a setting.
+    /// One line per builder: the recipe it builds, or its error. Builder
+    /// errors name the recipe's fields, never a setting.
     #[test]
     fn builder_errors_name_fields() {
         let w = |px: &[u32]| -> Vec<Width> { px.iter().filter_map(|&p| Width::new(p)).collect() };
-        check(Recipe::builder(), "widths [360, 720, 1200, 2200] formats [Jpeg]");
-        check(
-            Recipe::builder()
-                .widths(&w(&[720, 360, 720]))
-                .formats(&[Format::Png, Format::Jpeg, Format::Png]),
-            "invalid widths `720,360,720`: expected distinct widths",
-        );
-        check(
-            Recipe::builder().widths(&[]),
-            "invalid widths ``: expected 1 to 16 distinct widths",
-        );
-        check(
-            Recipe::builder()
-                .widths(&w(&[720, 360]))
-                .formats(&[Format::Png, Format::Jpeg, Format::Png]),
-            "widths [360, 720] formats [Png, Jpeg]",
-        );
-        check(
-            Recipe::builder().formats(&[]),
-            "no output formats: expected at least one of jpeg, webp, png",
-        );
-        let r = |pair: &str| Replacement::parse(pair).unwrap();
-        check(
-            Recipe::builder().replacements(vec![r("a:b"), r("b/c:d")]),
-            "invalid replacements: outputs could loop back as sources: destination `b` of `a:b` \
-             overlaps source prefix `b/c` of `b/c:d`",
-        );
+        let r = |pair: &str| Replacement::parse(pair);
+        let cases: Vec<(&str, Result<RecipeBuilder, RecipeError>)> = vec![
+            ("defaults", Ok(Recipe::builder())),
+            (
+                "formats png,jpeg,png",
+                Ok(Recipe::builder().formats(&[Format::Png, Format::Jpeg, Format::Png])),
+            ),
+            (
+                "widths 720,360,720",
+                Ok(Recipe::builder().widths(&w(&[720, 360, 720]))),
+            ),
+            ("no widths", Ok(Recipe::builder().widths(&[]))),
+            (
+                "17 widths",
+                Ok(Recipe::builder().widths(&w(&(1..=17).collect::<Vec<_>>()))),
+            ),
+            ("no formats", Ok(Recipe::builder().formats(&[]))),
+            (
+                "replacement original",
+                r("original").map(|r| Recipe::builder().replacements(vec![r])),
+            ),
+            (
+                "replacements a:b, b/c:d",
+                r("a:b").and_then(|a| Ok(Recipe::builder().replacements(vec![a, r("b/c:d")?]))),
+            ),
+            (
+                "template {dir}/{stem}.{ext}",
+                Template::parse("{dir}/{stem}.{ext}").map(|t| Recipe::builder().template(t)),
+            ),
+            (
+                "template {dir}/../{stem}-{width}.{ext}",
+                Template::parse("{dir}/../{stem}-{width}.{ext}").map(|t| Recipe::builder().template(t)),
+            ),
+        ];
+        let mut out = String::new();
+        for (what, builder) in cases {
+            let got = match builder.and_then(RecipeBuilder::build) {
+                Ok(r) => format!(
+                    "widths {:?}, formats {:?}",
+                    r.widths().as_slice().iter().map(|w| w.get()).collect::<Vec<_>>(),
+                    r.formats()
+                ),
+                Err(e) => e.to_string(),
+            };
+            out.push_str(&format!("{what}\n    {got}\n"));
+        }
+        insta::assert_snapshot!(out);
     }
 }

@@ -390,6 +390,23 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn plan_with_the_stem_alone_in_a_segment() {
+        let r = recipe(&[("KEY_TEMPLATE", "{dir}/{stem}/{width}.{ext}")]);
+        insta::assert_snapshot!(plan(
+            &r,
+            &[
+                "a.jpg",
+                "t/a.b.jpg",
+                "...jpg",
+                "..jpg",
+                "3A60/..jpg",
+                "a/...b.jpg",
+                "t/.b.jpg"
+            ]
+        ));
+    }
+
     #[track_caller]
     fn check_template(template: &str, key: &str, expect: Result<&str, &str>) {
         let got = Template::parse(template)
