@@ -6,6 +6,12 @@
 //!
 //! A crash fails the run and leaves its input in `fuzz/artifacts/<target>/`:
 //! copy it into `fixtures/` and add a regression test.
+//!
+//! Runs grow the working corpus `fuzz/corpus/<target>/` (not committed).
+//! `cargo xtask fuzz cmin [--target NAME]` merges it into the committed,
+//! minimised corpus `fuzz/kept/<target>/` (libFuzzer's `-merge`: the fewest
+//! inputs that cover what all of them cover), which every run, CI's short
+//! ones too, reads as seeds: they start where the long runs stopped.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,6 +25,8 @@ struct Options {
     seconds: u64,
     targets: Vec<String>,
     sanitizer: String,
+    /// Minimise into `fuzz/kept/` instead of fuzzing.
+    cmin: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -29,8 +37,9 @@ fn parse(args: &[String]) -> Result<Options> {
         // assertions are on), timeouts and memory blow-ups are what we hunt,
         // and they need no sanitizer. `--sanitizer address` for C code.
         sanitizer: "none".to_owned(),
+        cmin: args.first().is_some_and(|a| a == "cmin"),
     };
-    let mut it = args.iter();
+    let mut it = args.iter().skip(usize::from(o.cmin));
     while let Some(a) = it.next() {
         let mut value = |what: &str| it.next().with_context(|| format!("{a} needs {what}")).cloned();
         match a.as_str() {
@@ -53,14 +62,21 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let o = parse(args)?;
     ensure_cargo_fuzz(root)?;
     let fuzz = root.join("fuzz");
+    if o.cmin {
+        return minimise(&fuzz, &o);
+    }
     let mut rows = Vec::new();
     for target in &o.targets {
         let seeds = seed_dir(root, target)?;
         let corpus = fuzz.join("corpus").join(target);
         fs::create_dir_all(&corpus)?;
+        let kept = fuzz.join("kept").join(target);
+        fs::create_dir_all(&kept)?;
+        // New inputs go to the first directory; the others are read only.
         let out = crate::cargo()
             .args(["fuzz", "run", "--sanitizer", &o.sanitizer, target])
             .arg(&corpus)
+            .arg(&kept)
             .arg(&seeds)
             .args([
                 "--",
@@ -103,6 +119,50 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     println!("|---|---:|---:|---:|---:|---:|");
     for r in rows {
         println!("{r}");
+    }
+    Ok(())
+}
+
+/// Merges each target's working corpus into `fuzz/kept/<target>/`, keeping
+/// only inputs that add coverage.
+fn minimise(fuzz: &Path, o: &Options) -> Result<()> {
+    for target in &o.targets {
+        let kept = fuzz.join("kept").join(target);
+        let merged = fuzz.join("kept").join(format!("{target}.merging"));
+        let _ = fs::remove_dir_all(&merged);
+        fs::create_dir_all(&merged)?;
+        fs::create_dir_all(&kept)?;
+        let status = crate::cargo()
+            .args(["fuzz", "run", "--sanitizer", &o.sanitizer, target])
+            .arg(&merged)
+            .arg(&kept)
+            .arg(fuzz.join("corpus").join(target))
+            .args([
+                "--",
+                "-merge=1",
+                "-rss_limit_mb=1024",
+                "-timeout=10",
+                "-max_len=262144",
+            ])
+            .env("RUSTC_BOOTSTRAP", "1")
+            .current_dir(fuzz)
+            .status()
+            .with_context(|| format!("minimising the corpus of {target}"))?;
+        if !status.success() {
+            bail!("merging the corpus of `{target}` failed");
+        }
+        fs::remove_dir_all(&kept)?;
+        fs::rename(&merged, &kept)?;
+        let files = crate::files_under(&kept)?;
+        let bytes: u64 = files
+            .iter()
+            .filter_map(|f| fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "{target}: {} inputs, {bytes} bytes in fuzz/kept/{target}/",
+            files.len()
+        );
     }
     Ok(())
 }

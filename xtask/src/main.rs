@@ -29,8 +29,11 @@ commands:
   fixtures   regenerate every generated file under fixtures/ (deterministic)
   fuzz [--seconds N] [--target NAME] [--sanitizer S]
              run each cargo-fuzz target in fuzz/ (render, recipe, keys,
-             events) for N seconds (default 60), seeded from the fixtures;
-             installs cargo-fuzz when missing
+             events) for N seconds (default 60), seeded from the fixtures
+             and the kept corpus; installs cargo-fuzz when missing
+  fuzz cmin [--target NAME]
+             merge the working corpus into the committed, minimised
+             fuzz/kept/<target>/
   ci [STEP...]
              run the CI checks in order, stopping at the first failure:
              fmt, tidy (tree checks), layers (resize-core's module layers), clippy, python (venv with moto and

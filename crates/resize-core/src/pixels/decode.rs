@@ -28,17 +28,11 @@ pub(super) struct Source {
     pub(super) to_srgb: Option<Arc<dyn TransformExecutor<u8> + Send + Sync>>,
 }
 
+/// Checks the byte limit, recognises the format and reads the header:
+/// the pixel limit and the orientation. Allocates nothing in proportion to
+/// the pixels; the decoder it returns is capped to what the header declared.
 pub(super) fn open(bytes: &[u8], limits: Limits) -> Result<(Probe, Decoder<'_>), RenderError> {
-    if bytes.is_empty() {
-        return Err(RenderError::Empty);
-    }
-    let size = bytes.len() as u64;
-    if size > limits.max_input_bytes {
-        return Err(RenderError::TooManyBytes {
-            size,
-            limit: limits.max_input_bytes,
-        });
-    }
+    check_bytes(bytes, limits)?;
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| RenderError::Unsupported(e.to_string()))?;
@@ -56,6 +50,45 @@ pub(super) fn open(bytes: &[u8], limits: Limits) -> Result<(Probe, Decoder<'_>),
     }
     let mut decoder: Decoder<'_> = Box::new(reader.into_decoder().map_err(|e| map_err(name, e))?);
     let (width, height) = decoder.dimensions();
+    let pixels = check_pixels(width, height, limits)?;
+    // A broken EXIF block must not cost the image: it is then shown as stored,
+    // which is what browsers do too.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let (ow, oh) = if swaps_axes(orientation) {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    // Guard the decoder's own allocations too: 8 bytes per pixel covers
+    // 16-bit RGBA, plus slack for codec state.
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));
+    decoder.set_limits(image_limits).map_err(|e| map_err(name, e))?;
+    let probe = Probe {
+        format: name,
+        width: ow,
+        height: oh,
+        exif_orientation: exif_value(orientation),
+    };
+    Ok((probe, decoder))
+}
+
+fn check_bytes(bytes: &[u8], limits: Limits) -> Result<(), RenderError> {
+    if bytes.is_empty() {
+        return Err(RenderError::Empty);
+    }
+    let size = bytes.len() as u64;
+    if size > limits.max_input_bytes {
+        return Err(RenderError::TooManyBytes {
+            size,
+            limit: limits.max_input_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// The declared pixel count, when within the limit and not zero.
+fn check_pixels(width: u32, height: u32, limits: Limits) -> Result<u64, RenderError> {
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
         return Err(RenderError::TooManyPixels {
@@ -68,31 +101,10 @@ pub(super) fn open(bytes: &[u8], limits: Limits) -> Result<(Probe, Decoder<'_>),
     if pixels == 0 {
         return Err(RenderError::ZeroSize { width, height });
     }
-    // A broken EXIF block must not cost the image: it is then shown as stored,
-    // which is what browsers do too.
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let exif_orientation = exif_value(orientation);
-    let (ow, oh) = if swaps_axes(orientation) {
-        (height, width)
-    } else {
-        (width, height)
-    };
-    // Guard the decoder's own allocations too: 8 bytes per pixel covers
-    // 16-bit RGBA, plus slack for codec state.
-    let mut image_limits = image::Limits::default();
-    image_limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));
-    decoder.set_limits(image_limits).map_err(|e| map_err(name, e))?;
-    Ok((
-        Probe {
-            format: name,
-            width: ow,
-            height: oh,
-            exif_orientation,
-        },
-        decoder,
-    ))
+    Ok(pixels)
 }
 
+/// Decodes the whole image to 8-bit RGB, or RGBA when it has alpha.
 pub(super) fn decode(mut decoder: Decoder<'_>, probe: &Probe) -> Result<Source, RenderError> {
     let orientation = Orientation::from_exif(probe.exif_orientation).unwrap_or(Orientation::NoTransforms);
     // An unreadable profile is treated as sRGB, as browsers do.

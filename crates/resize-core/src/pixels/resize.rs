@@ -25,18 +25,8 @@ pub(super) fn resize_all(source: &Source, sizes: &[Size]) -> Result<Vec<(Size, V
     };
     let mut order: Vec<Size> = sizes.to_vec();
     order.sort_by_key(|s| std::cmp::Reverse((s.width, s.height)));
-    // For each size, the index (in `order`) of the size it is resized from.
-    let mut base: Vec<Option<usize>> = Vec::with_capacity(order.len());
-    for (i, &s) in order.iter().enumerate() {
-        let (w, h) = stored(s);
-        let from = (0..i)
-            .filter(|&j| {
-                let (bw, bh) = stored(order[j]);
-                bw >= 2 * w && bh >= 2 * h
-            })
-            .min_by_key(|&j| order[j].width);
-        base.push(from);
-    }
+    let stored_order: Vec<(u32, u32)> = order.iter().map(|&s| stored(s)).collect();
+    let base = cascade_bases(&stored_order, &order);
     let first: Vec<(usize, Vec<u8>)> = (0..order.len())
         .into_par_iter()
         .filter(|&i| base[i].is_none())
@@ -70,6 +60,23 @@ pub(super) fn resize_all(source: &Source, sizes: &[Size]) -> Result<Vec<(Size, V
         .filter_map(|(s, p)| p.map(|p| (s, p)))
         .rev()
         .collect())
+}
+
+/// For each size (largest first, stored orientation), the index of the
+/// size it is resized from: the smallest earlier one at least twice as
+/// large on both axes, or `None` for the source.
+fn cascade_bases(stored: &[(u32, u32)], order: &[Size]) -> Vec<Option<usize>> {
+    let mut base = Vec::with_capacity(stored.len());
+    for (i, &(w, h)) in stored.iter().enumerate() {
+        let from = (0..i)
+            .filter(|&j| {
+                let (bw, bh) = stored[j];
+                bw >= 2 * w && bh >= 2 * h
+            })
+            .min_by_key(|&j| order[j].width);
+        base.push(from);
+    }
+    base
 }
 
 pub(super) fn resize(
