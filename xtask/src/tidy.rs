@@ -5,6 +5,8 @@
 //!   `#[ignore = "benchmark; ..."]` on a benchmark that `cargo xtask bench` runs;
 //! - no `.unwrap()` or `.expect(` in library or binary code (before a file's
 //!   `#[cfg(test)]`) unless the line or the one above says why it cannot fail;
+//! - no `#[error("…{source}…")]`: a message never repeats its source, which
+//!   `error_chain` prints after it;
 //! - the release profile never sets `panic = "abort"` (the CLI contains panics per image).
 
 use std::fs;
@@ -41,6 +43,12 @@ pub fn run(root: &Path) -> Result<()> {
                         problems.push(format!("{rel}:{}: `{banned}` is not allowed", i + 1));
                     }
                 }
+            }
+            if code.starts_with("#[error(") && code.contains("{source") {
+                problems.push(format!(
+                    "{rel}:{}: an error message repeats its source; `error_chain` prints it after the message",
+                    i + 1
+                ));
             }
             let is_test_code = rel.contains("/tests/")
                 || rel.contains("/examples/")
