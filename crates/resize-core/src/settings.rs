@@ -1,7 +1,7 @@
 //! Settings: environment-style `NAME=value` strings into a [`Recipe`]. The
 //! only layer that speaks of environment variables; everything below takes
 //! typed values. It never reads the environment itself: callers pass a
-//! lookup (the CLI merges flags over `std::env`, the Lambda reads its
+//! lookup (the CLI merges flags over the process environment, the Lambda reads its
 //! configuration, tests pass a table).
 
 use crate::keys::{Replacement, Template};
