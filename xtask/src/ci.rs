@@ -152,6 +152,19 @@ fn describe(cmd: &Command) -> String {
         .join(" ")
 }
 
+/// How rustdoc names an item's page: `struct.Recipe.html`, `fn.render.html`, ...
+const ITEM_KINDS: [&str; 9] = [
+    "struct.",
+    "enum.",
+    "fn.",
+    "trait.",
+    "constant.",
+    "type.",
+    "macro.",
+    "static.",
+    "union.",
+];
+
 /// resize-core's docs show each item once: no item is both a root
 /// re-export and reachable through a public module (rustdoc's `all.html`
 /// lists every public path).
@@ -161,18 +174,7 @@ fn one_surface(root: &Path) -> Result<()> {
     let mut paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for href in html.split("href=\"").skip(1).filter_map(|h| h.split('"').next()) {
         let file = href.rsplit('/').next().unwrap_or(href);
-        let kinds = [
-            "struct.",
-            "enum.",
-            "fn.",
-            "trait.",
-            "constant.",
-            "type.",
-            "macro.",
-            "static.",
-            "union.",
-        ];
-        if let Some(name) = kinds
+        if let Some(name) = ITEM_KINDS
             .iter()
             .find_map(|k| file.strip_prefix(k))
             .and_then(|n| n.strip_suffix(".html"))

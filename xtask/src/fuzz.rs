@@ -21,6 +21,10 @@ use anyhow::{bail, Context, Result};
 
 pub const TARGETS: [&str; 4] = ["render", "recipe", "keys", "events"];
 
+/// libFuzzer's limits, the same for runs and merges: a header may ask for
+/// 4 MP, so more than 1 GiB is a leak or a bomb.
+const LIMITS: [&str; 3] = ["-rss_limit_mb=1024", "-timeout=10", "-max_len=262144"];
+
 struct Options {
     seconds: u64,
     targets: Vec<String>,
@@ -82,11 +86,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
                 "--",
                 &format!("-max_total_time={}", o.seconds),
                 "-print_final_stats=1",
-                // A header may ask for 4 MP; more than this is a leak or a bomb.
-                "-rss_limit_mb=1024",
-                "-timeout=10",
-                "-max_len=262144",
             ])
+            .args(LIMITS)
             .env("RUSTC_BOOTSTRAP", "1")
             .current_dir(&fuzz)
             .stdout(Stdio::inherit())
@@ -137,13 +138,8 @@ fn minimise(fuzz: &Path, o: &Options) -> Result<()> {
             .arg(&merged)
             .arg(&kept)
             .arg(fuzz.join("corpus").join(target))
-            .args([
-                "--",
-                "-merge=1",
-                "-rss_limit_mb=1024",
-                "-timeout=10",
-                "-max_len=262144",
-            ])
+            .args(["--", "-merge=1"])
+            .args(LIMITS)
             .env("RUSTC_BOOTSTRAP", "1")
             .current_dir(fuzz)
             .status()

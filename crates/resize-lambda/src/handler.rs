@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use aws_sdk_s3::Client;
-use resize_core::{error_chain, run_job, JobOptions, Outcome, RenderError, Skip};
+use resize_core::{error_chain, run_job, JobOptions, Outcome, RenderError, Skip, StorageError};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn, Instrument};
@@ -241,7 +241,7 @@ async fn created(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
     let head = match s3.head(key).await {
         Ok(Some(h)) => h,
         Ok(None) => return TaskResult::Skipped("source no longer exists".to_owned()),
-        Err(e) => return failed(e.is_transient(), error_chain(&e)),
+        Err(e) => return storage_failed(&e),
     };
     if head.variant_of().is_some() {
         return TaskResult::Skipped(Skip::IsVariant.to_string());
@@ -306,11 +306,11 @@ async fn removed(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
     match s3.head(key).await {
         Ok(None) => {}
         Ok(Some(_)) => return TaskResult::Skipped("source exists again; variants kept".to_owned()),
-        Err(e) => return failed(e.is_transient(), error_chain(&e)),
+        Err(e) => return storage_failed(&e),
     }
     let candidates = match s3.list(&source.output_prefix()).await {
         Ok(keys) => keys,
-        Err(e) => return failed(e.is_transient(), error_chain(&e)),
+        Err(e) => return storage_failed(&e),
     };
     let mut deleted = 0;
     for candidate in candidates.iter().filter(|k| recipe.looks_like_output(k)) {
@@ -318,15 +318,20 @@ async fn removed(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
         match s3.head(candidate).await {
             Ok(Some(h)) if h.variant_of() == Some(key) => {
                 if let Err(e) = s3.delete(candidate).await {
-                    return failed(e.is_transient(), error_chain(&e));
+                    return storage_failed(&e);
                 }
                 deleted += 1;
             }
             Ok(_) => {}
-            Err(e) => return failed(e.is_transient(), error_chain(&e)),
+            Err(e) => return storage_failed(&e),
         }
     }
     TaskResult::Deleted(deleted)
+}
+
+/// A storage error as this task's failure, retried when transient.
+fn storage_failed(e: &StorageError) -> TaskResult {
+    failed(e.is_transient(), error_chain(e))
 }
 
 fn failed(transient: bool, error: String) -> TaskResult {

@@ -5,8 +5,26 @@ use super::RenderError;
 use crate::recipe::Recipe;
 use crate::values::Format;
 
-/// Turns an encoder's complaint into the output's error.
-type Fail<'a> = &'a dyn Fn(String) -> RenderError;
+/// Pixels to encode: RGB or RGBA (`channels` 3 or 4), 8-bit, sRGB.
+#[derive(Clone, Copy)]
+struct Image<'a> {
+    pixels: &'a [u8],
+    width: u32,
+    height: u32,
+    channels: u8,
+}
+
+impl Image<'_> {
+    /// This output's encoding error.
+    fn fail(&self, format: Format, message: impl Into<String>) -> RenderError {
+        RenderError::Encode {
+            format,
+            width: self.width,
+            height: self.height,
+            message: message.into(),
+        }
+    }
+}
 
 /// Encodes `pixels` (RGB or RGBA, 8-bit, sRGB) as `format`.
 pub(super) fn encode(
@@ -17,39 +35,33 @@ pub(super) fn encode(
     height: u32,
     channels: u8,
 ) -> Result<Vec<u8>, RenderError> {
-    let fail = |message: String| RenderError::Encode {
-        format,
+    let input = Image {
+        pixels,
         width,
         height,
-        message,
+        channels,
     };
     let expected = u64::from(width) * u64::from(height) * u64::from(channels);
     if pixels.len() as u64 != expected {
-        return Err(fail("pixel buffer does not match its size".to_owned()));
+        return Err(input.fail(format, "pixel buffer does not match its size"));
     }
     let quality = recipe.quality(format).map_or(100, |q| q.get());
     match format {
-        Format::Jpeg => jpeg(pixels, width, height, channels, quality, &fail),
-        Format::WebP => webp(pixels, width, height, channels, quality, &fail),
-        Format::Png => png(pixels, width, height, channels, &fail),
+        Format::Jpeg => jpeg(input, quality),
+        Format::WebP => webp(input, quality),
+        Format::Png => png(input),
     }
 }
 
-fn jpeg(
-    pixels: &[u8],
-    width: u32,
-    height: u32,
-    channels: u8,
-    quality: u8,
-    fail: Fail<'_>,
-) -> Result<Vec<u8>, RenderError> {
+fn jpeg(input: Image<'_>, quality: u8) -> Result<Vec<u8>, RenderError> {
+    let fail = |message: String| input.fail(Format::Jpeg, message);
     let too_big = || fail("JPEG allows at most 65535 px per side".to_owned());
-    let w = u16::try_from(width).map_err(|_| too_big())?;
-    let h = u16::try_from(height).map_err(|_| too_big())?;
-    if channels != 3 {
+    let w = u16::try_from(input.width).map_err(|_| too_big())?;
+    let h = u16::try_from(input.height).map_err(|_| too_big())?;
+    if input.channels != 3 {
         return Err(fail("JPEG input must be RGB".to_owned()));
     }
-    let ycbcr = to_ycbcr_420(pixels, width as usize, height as usize);
+    let ycbcr = to_ycbcr_420(input.pixels, input.width as usize, input.height as usize);
     let mut out = Vec::new();
     let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
     // 4:2:0 like sharp and libjpeg's default: a third smaller than 4:4:4 at
@@ -106,20 +118,14 @@ fn to_ycbcr_420(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
 }
 
 #[cfg(feature = "webp")]
-fn webp(
-    pixels: &[u8],
-    width: u32,
-    height: u32,
-    channels: u8,
-    quality: u8,
-    fail: Fail<'_>,
-) -> Result<Vec<u8>, RenderError> {
+fn webp(input: Image<'_>, quality: u8) -> Result<Vec<u8>, RenderError> {
+    let fail = |message: String| input.fail(Format::WebP, message);
     // libwebp's limit; checked here because the wrapper would not say why.
     const MAX: u32 = 16_383;
-    if width > MAX || height > MAX {
+    if input.width > MAX || input.height > MAX {
         return Err(fail(format!("WebP allows at most {MAX} px per side")));
     }
-    let layout = if channels == 4 {
+    let layout = if input.channels == 4 {
         webp::PixelLayout::Rgba
     } else {
         webp::PixelLayout::Rgb
@@ -129,29 +135,29 @@ fn webp(
     config.quality = f32::from(quality);
     // Method 4 is cwebp's default: method 6 is ~2× slower for ~1% smaller files.
     config.method = 4;
-    let encoded = webp::Encoder::new(pixels, layout, width, height)
+    let encoded = webp::Encoder::new(input.pixels, layout, input.width, input.height)
         .encode_advanced(&config)
         .map_err(|e| fail(format!("libwebp: {e:?}").to_lowercase()))?;
     Ok(encoded.to_vec())
 }
 
 #[cfg(not(feature = "webp"))]
-fn webp(_: &[u8], _: u32, _: u32, _: u8, _: u8, fail: Fail<'_>) -> Result<Vec<u8>, RenderError> {
+fn webp(input: Image<'_>, _: u8) -> Result<Vec<u8>, RenderError> {
     // `RecipeBuilder::build` refuses WebP without the feature.
-    Err(fail("this build has no WebP encoder".to_owned()))
+    Err(input.fail(Format::WebP, "this build has no WebP encoder"))
 }
 
-fn png(pixels: &[u8], width: u32, height: u32, channels: u8, fail: Fail<'_>) -> Result<Vec<u8>, RenderError> {
+fn png(input: Image<'_>) -> Result<Vec<u8>, RenderError> {
     use image::ImageEncoder;
-    let color = if channels == 4 {
+    let color = if input.channels == 4 {
         image::ExtendedColorType::Rgba8
     } else {
         image::ExtendedColorType::Rgb8
     };
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(pixels, width, height, color)
-        .map_err(|e| fail(e.to_string().to_lowercase()))?;
+        .write_image(input.pixels, input.width, input.height, color)
+        .map_err(|e| input.fail(Format::Png, e.to_string().to_lowercase()))?;
     Ok(out)
 }
 
