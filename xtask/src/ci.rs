@@ -23,13 +23,9 @@ const FORBIDDEN_CORE_DEPS: &[&str] = &[
 const FORBIDDEN_CORE_DEP_PREFIXES: &[&str] = &["aws-", "aws_"];
 
 /// Source text that would mean resize-core touches the outside world or the clock.
-const FORBIDDEN_CORE_SOURCE: &[&str] = &[
-    "std::fs",
-    "std::env",
-    "std::time::SystemTime",
-    "Instant::now",
-    "tokio",
-];
+/// (A `SystemTime` may pass through as a value, a file's modification time; reading
+/// the clock may not.)
+const FORBIDDEN_CORE_SOURCE: &[&str] = &["std::fs", "std::env", "SystemTime::now", "Instant::now", "tokio"];
 
 /// A named CI step; plain fn pointers keep the list a readable table.
 type Step = (&'static str, fn(&Path) -> Result<()>);
@@ -200,6 +196,31 @@ fn one_surface(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Crates resize-lambda may reach only through resize-s3.
+const S3_ONLY_THROUGH_RESIZE_S3: &[&str] = &["aws-sdk-s3", "aws-config"];
+
+/// The normal dependencies `package` names itself (depth 1 of `cargo tree`).
+fn direct_deps(root: &Path, package: &str) -> Result<Vec<String>> {
+    let mut cmd = crate::cargo();
+    cmd.args([
+        "tree", "-p", package, "-e", "normal", "--depth", "1", "--prefix", "none", "--locked",
+    ])
+    .current_dir(root)
+    .stderr(Stdio::inherit());
+    let shown = describe(&cmd);
+    let output = cmd
+        .output()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !output.status.success() {
+        bail!("`{shown}` exited with {}", output.status);
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect())
+}
+
 fn core_invariant(root: &Path) -> Result<()> {
     let mut cmd = crate::cargo();
     cmd.args([
@@ -249,8 +270,17 @@ fn core_invariant(root: &Path) -> Result<()> {
         }
     }
 
+    // Every S3 call of the function goes through resize-s3 (ARCHITECTURE.md).
+    for name in direct_deps(root, "resize-lambda")? {
+        if S3_ONLY_THROUGH_RESIZE_S3.contains(&name.as_str()) {
+            problems.push(format!(
+                "resize-lambda depends on `{name}` directly; S3 goes through resize-s3"
+            ));
+        }
+    }
+
     if problems.is_empty() {
-        eprintln!("resize-core has no forbidden dependencies or APIs");
+        eprintln!("resize-core has no forbidden dependencies or APIs; resize-lambda reaches S3 only through resize-s3");
         return Ok(());
     }
     for p in &problems {

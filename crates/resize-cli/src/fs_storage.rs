@@ -1,6 +1,11 @@
 //! The core's `Storage` over the file system: sources are read where the
 //! walk found them, variants are written under the output root atomically
 //! (temporary file in the same directory, then rename).
+//!
+//! Files keep no user metadata, so `head` says so (`metadata: None`) and
+//! the core judges a variant current when it is no older than its source.
+//! A file's version is its modification time and length. Listing and
+//! deleting are not needed by a local run and stay unsupported.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -8,7 +13,9 @@ use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Component, Path, PathBuf};
 
-use resize_core::{Object, Storage, StorageError};
+use std::time::UNIX_EPOCH;
+
+use resize_core::{Fetched, Meta, Object, Storage, StorageError};
 
 use crate::walk::SourceFile;
 
@@ -60,13 +67,57 @@ fn out_path(root: &Path, key: &str) -> Option<PathBuf> {
         .then(|| root.join(rel))
 }
 
+impl FsStorage {
+    /// The file behind `key`: a walked source, else a path under the output root.
+    fn path(&self, key: &str) -> Option<PathBuf> {
+        self.sources.get(key).cloned().or_else(|| self.out_path(key))
+    }
+}
+
+/// What the file system knows of a file.
+fn meta(m: &fs::Metadata) -> Meta {
+    let modified = m.modified().ok();
+    let stamp = modified
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Meta {
+        version: Some(format!("{stamp}-{}", m.len())),
+        size: Some(m.len()),
+        modified,
+        metadata: None,
+    }
+}
+
 impl Storage for FsStorage {
-    fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+    fn head(&self, key: &str) -> Result<Option<Meta>, StorageError> {
+        let Some(path) = self.path(key) else {
+            return Ok(None);
+        };
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(meta(&m))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(e, key, "look at")),
+        }
+    }
+
+    fn get(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
         let path = self
             .sources
             .get(key)
             .ok_or_else(|| StorageError::NotFound(key.to_owned()))?;
-        fs::read(path).map_err(|e| io_error(e, key, "read"))
+        let m = fs::metadata(path).map_err(|e| io_error(e, key, "read"))?;
+        if m.len() > limit {
+            return Err(StorageError::TooLarge {
+                key: key.to_owned(),
+                size: m.len(),
+                limit,
+            });
+        }
+        let bytes = fs::read(path).map_err(|e| io_error(e, key, "read"))?;
+        Ok(Fetched {
+            bytes,
+            meta: meta(&m),
+        })
     }
 
     fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
@@ -93,17 +144,6 @@ impl Storage for FsStorage {
         tmp.persist(&path)
             .map_err(|e| io_error(e.error, key, "rename into place"))?;
         Ok(())
-    }
-
-    fn is_current(&self, source: &str, variant: &str) -> Result<bool, StorageError> {
-        let (Some(src), Some(var)) = (self.sources.get(source), self.out_path(variant)) else {
-            return Ok(false);
-        };
-        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified());
-        match (modified(src), modified(&var)) {
-            (Ok(s), Ok(v)) => Ok(v >= s),
-            _ => Ok(false),
-        }
     }
 }
 

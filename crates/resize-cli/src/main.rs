@@ -95,10 +95,12 @@ fn run(args: &Args) -> Result<Summary, Failure> {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(key) = keys.get(i) else { break };
+                // One path for both: the dry run stops after the plan.
+                let plan = resize_core::plan_job(&storage, &recipe, key, options);
                 let line = if args.dry_run {
-                    report::dry_run(&storage, &recipe, key, options)
+                    report::planned(plan)
                 } else {
-                    contain(key, || resize_core::run_job(&storage, &recipe, key, options))
+                    ImageLine::from_report(resize_core::carry_out(&storage, &recipe, plan))
                 };
                 progress.image_done(&line);
                 lines
@@ -119,22 +121,6 @@ fn run(args: &Args) -> Result<Summary, Failure> {
     let summary = Summary::new(lines, started.elapsed(), args.dry_run);
     summary.print(args.json).map_err(Failure::Other)?;
     Ok(summary)
-}
-
-/// Runs one job, turning a panic inside a codec into that image's failure
-/// so the rest of the batch still runs.
-fn contain(key: &str, job: impl FnOnce() -> resize_core::Report) -> ImageLine {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
-        Ok(report) => ImageLine::from_report(report),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            ImageLine::failed(key, format!("internal error while processing (panic: {msg})"))
-        }
-    }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

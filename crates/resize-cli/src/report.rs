@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use resize_core::{error_chain, plan_variants, probe, JobOptions, Outcome, Recipe, Report, Skip, Storage};
+use resize_core::{error_chain, Action, Outcome, Plan, Report};
 use serde::Serialize;
 
 /// What happened to one key, as printed and summarised.
@@ -37,6 +37,10 @@ pub struct Variant {
     /// Encoded size; absent in a dry run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// What the key holds now (dry run only): `missing`, `current`, or why
+    /// it is stale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
 }
 
 impl ImageLine {
@@ -83,54 +87,41 @@ impl ImageLine {
     }
 }
 
-/// Plans one key without writing: reads the header, lists the variants.
-pub fn dry_run(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOptions) -> ImageLine {
-    let source = match recipe.source_key(key) {
-        Ok(s) => s,
-        Err(skip) => {
-            return ImageLine {
-                key: key.to_owned(),
-                status: Status::Skipped,
-                reason: Some(skip.to_string()),
-                bytes_in: 0,
-                variants: Vec::new(),
-            }
-        }
-    };
-    let bytes = match storage.get(key) {
-        Ok(b) => b,
-        Err(e) => return ImageLine::failed(key, error_chain(&e)),
-    };
-    let probe = match probe(&bytes, recipe.limits()) {
-        Ok(p) => p,
-        Err(e) => return ImageLine::failed(key, error_chain(&e)),
-    };
-    let planned = match plan_variants(recipe, &source, &probe) {
-        Ok(p) => p,
-        Err(e) => return ImageLine::failed(key, error_chain(&e)),
-    };
+/// A plan as a dry run prints it: the variants a run would write, each
+/// with what its key holds now.
+pub fn planned(plan: Plan) -> ImageLine {
     let mut line = ImageLine {
-        key: key.to_owned(),
+        key: plan.key,
         status: Status::Planned,
         reason: None,
-        bytes_in: bytes.len() as u64,
+        bytes_in: plan.bytes_in,
         variants: Vec::new(),
     };
-    if planned.is_empty() {
-        line.status = Status::Skipped;
-        line.reason = Some(Skip::TooNarrow { width: probe.width }.to_string());
-        return line;
+    match plan.action {
+        Action::Write(planned) => {
+            line.variants = planned
+                .into_iter()
+                .map(|p| Variant {
+                    found: Some(p.found.to_string()),
+                    ..Variant::from(p.variant)
+                })
+                .collect();
+        }
+        Action::Skip(skip) => {
+            line.status = Status::Skipped;
+            line.reason = Some(skip.to_string());
+        }
+        Action::Fail(e) => {
+            line.status = Status::Failed;
+            line.reason = Some(error_chain(&e));
+        }
+        // `Action` is non-exhaustive; a new kind is reported, not lost.
+        #[allow(unreachable_patterns)]
+        other => {
+            line.status = Status::Failed;
+            line.reason = Some(format!("{other:?}"));
+        }
     }
-    let all_current = !options.force
-        && planned
-            .iter()
-            .all(|p| storage.is_current(key, &p.key).unwrap_or(false));
-    if all_current {
-        line.status = Status::Skipped;
-        line.reason = Some(Skip::UpToDate.to_string());
-        return line;
-    }
-    line.variants = planned.into_iter().map(Variant::from).collect();
     line
 }
 
@@ -142,6 +133,7 @@ impl From<resize_core::Variant> for Variant {
             height: v.height,
             format: v.format.to_string(),
             bytes: v.bytes,
+            found: None,
         }
     }
 }

@@ -1,17 +1,35 @@
-//! One key from source to stored variants: check the key, read the source,
-//! probe its header, plan the variants, skip when they are up to date,
-//! render, and write each with metadata naming its source. Every adapter
-//! (the CLI, the Lambda, an embedder) runs jobs through [`run_job`].
+//! One key from source to stored variants, in two steps every adapter
+//! shares: [`plan_job`] reads the source and decides (what exists, what is
+//! stale and why, what would be written), [`carry_out`] renders and
+//! writes what the plan says. [`run_job`] is both; a dry run is the plan
+//! alone. [`remove_variants`] deletes a removed source's variants.
+//!
+//! Requests per source, for a store that keeps metadata (S3): one GET of
+//! the source (its size is checked before the body is read), one HEAD per
+//! planned variant (every one: a variant another source made must not be
+//! overwritten, so each is looked at), then one PUT per variant when any
+//! is stale. A duplicate delivery stops after the HEADs.
+
+use std::any::Any;
+use std::fmt;
+use std::ops::ControlFlow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::keys::{KeyTooLong, NotASource, SourceKey};
 use crate::pixels::{self, Probe, RenderError};
 use crate::recipe::Recipe;
-use crate::storage::{Object, Storage, StorageError};
+use crate::storage::{Fetched, Meta, Object, Storage, StorageError};
 use crate::values::Format;
 
-/// User metadata every variant carries: the key of its source. Adapters
-/// refuse objects carrying it as sources.
+/// User metadata every variant carries: the key of its source. A job
+/// refuses objects carrying it as sources, and never overwrites a variant
+/// whose value names another source.
 pub const META_SOURCE: &str = "resize-source";
+
+/// User metadata naming the version of the source a variant was made from
+/// (S3: its ETag, hence the name, kept so that variants written by earlier
+/// releases stay current).
+pub const META_SOURCE_VERSION: &str = "resize-source-etag";
 
 /// Why a key was not processed. Skips are normal outcomes, not failures;
 /// the type is an [`Error`](std::error::Error) so that a caller who wants
@@ -34,6 +52,13 @@ pub enum Skip {
     /// The object carries the metadata of one of our variants.
     #[error("object is a variant made by resize")]
     IsVariant,
+    /// The source was gone when the job came to read it (deleted after
+    /// the event was sent, or while a run was under way).
+    #[error("source no longer exists")]
+    Gone,
+    /// Removal: the source exists again (a late event), so its variants stay.
+    #[error("source exists again; variants kept")]
+    Reappeared,
 }
 
 /// One job (one source key) failed. Messages name the key and the step;
@@ -59,9 +84,27 @@ pub enum JobError {
         #[source]
         source: StorageError,
     },
-    /// Checking whether a variant is up to date failed.
+    /// Looking at a variant (or, for a removal, the source) failed.
     #[error("cannot check `{key}`")]
     Check {
+        /// The key looked at.
+        key: String,
+        /// The storage error.
+        #[source]
+        source: StorageError,
+    },
+    /// Listing a removed source's variants failed.
+    #[error("cannot list `{prefix}`")]
+    List {
+        /// The prefix listed.
+        prefix: String,
+        /// The storage error.
+        #[source]
+        source: StorageError,
+    },
+    /// Deleting a variant failed.
+    #[error("cannot delete `{key}`")]
+    Delete {
         /// The variant key.
         key: String,
         /// The storage error.
@@ -80,6 +123,25 @@ pub enum JobError {
     /// An output key would be longer than storage keys may be.
     #[error(transparent)]
     KeyTooLong(#[from] KeyTooLong),
+    /// A variant key holds a variant of another source (`a.jpg` and
+    /// `a.png` make the same keys); it is never overwritten.
+    #[error(
+        "its outputs would overwrite those of `{owner}` (`{variant}` is a variant of it); rename one of them"
+    )]
+    Taken {
+        /// The variant key.
+        variant: String,
+        /// The source its metadata names.
+        owner: String,
+    },
+    /// A codec panicked; the message is the panic's.
+    #[error("internal error while processing `{key}` (panic: {message})")]
+    Panic {
+        /// The source key.
+        key: String,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 impl JobError {
@@ -87,10 +149,15 @@ impl JobError {
     /// input being at fault.
     pub fn is_transient(&self) -> bool {
         match self {
-            JobError::Get { source, .. } | JobError::Put { source, .. } | JobError::Check { source, .. } => {
-                source.is_transient()
-            }
-            JobError::Render { .. } | JobError::KeyTooLong(_) => false,
+            JobError::Get { source, .. }
+            | JobError::Put { source, .. }
+            | JobError::Check { source, .. }
+            | JobError::List { source, .. }
+            | JobError::Delete { source, .. } => source.is_transient(),
+            JobError::Render { .. }
+            | JobError::KeyTooLong(_)
+            | JobError::Taken { .. }
+            | JobError::Panic { .. } => false,
         }
     }
 }
@@ -144,10 +211,99 @@ pub fn plan_variants(recipe: &Recipe, source: &SourceKey, probe: &Probe) -> Resu
     Ok(out)
 }
 
-/// Options for [`run_job`].
+/// What a planned variant's key holds now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Found {
+    /// Nothing.
+    Missing,
+    /// A variant of this version of this source.
+    Current,
+    /// A variant of another version of this source.
+    OtherVersion,
+    /// An object that records no source (not made by resize).
+    Unrecorded,
+    /// A file older than the source (stores without metadata).
+    Older,
+    /// A variant of another source, named here; never overwritten.
+    OtherSource(String),
+}
+
+impl fmt::Display for Found {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Found::Missing => f.write_str("missing"),
+            Found::Current => f.write_str("current"),
+            Found::OtherVersion => f.write_str("made from another version of the source"),
+            Found::Unrecorded => f.write_str("not made by resize"),
+            Found::Older => f.write_str("older than the source"),
+            Found::OtherSource(owner) => write!(f, "a variant of `{owner}`"),
+        }
+    }
+}
+
+/// What a variant's key holds, judged from the source's and the variant's
+/// [`Meta`] alone. A store that keeps metadata is judged by it (which
+/// source, which version); one that keeps none (files) by modification
+/// times.
+pub fn judge(source_key: &str, source: &Meta, variant: Option<&Meta>) -> Found {
+    let Some(v) = variant else { return Found::Missing };
+    if v.metadata.is_none() {
+        return match (source.modified, v.modified) {
+            (Some(s), Some(m)) if m >= s => Found::Current,
+            _ => Found::Older,
+        };
+    }
+    match v.get(META_SOURCE) {
+        None => Found::Unrecorded,
+        Some(owner) if owner != source_key => Found::OtherSource(owner.to_owned()),
+        Some(_) => match (source.version.as_deref(), v.get(META_SOURCE_VERSION)) {
+            (Some(s), Some(r)) if s == r => Found::Current,
+            _ => Found::OtherVersion,
+        },
+    }
+}
+
+/// A variant in a [`Plan`], with what its key holds now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Planned {
+    /// The variant.
+    pub variant: Variant,
+    /// What its key holds.
+    pub found: Found,
+}
+
+/// What [`carry_out`] will do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Action {
+    /// Render and write every listed variant (at least one is not current,
+    /// or the run is forced).
+    Write(Vec<Planned>),
+    /// Nothing to do, for a normal reason.
+    Skip(Skip),
+    /// The job cannot go on.
+    Fail(JobError),
+}
+
+/// The decision for one key, made before anything is written.
+#[derive(Debug)]
+pub struct Plan {
+    /// The source key.
+    pub key: String,
+    /// Bytes read from the source (0 when nothing was read).
+    pub bytes_in: u64,
+    /// What to do.
+    pub action: Action,
+    /// The source as read, for [`carry_out`].
+    source: Option<Fetched>,
+}
+
+/// Options for [`plan_job`] and [`run_job`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JobOptions {
-    /// Rebuild variants even when [`Storage::is_current`] says they are up to date.
+    /// Rebuild variants even when they are current (never those of
+    /// another source).
     pub force: bool,
 }
 
@@ -157,6 +313,8 @@ pub struct JobOptions {
 pub enum Outcome {
     /// Variants were written.
     Written(Vec<Variant>),
+    /// A removed source's variants were deleted (their keys).
+    Deleted(Vec<String>),
     /// The key was not processed, for a normal reason.
     Skipped(Skip),
     /// Processing failed.
@@ -174,12 +332,156 @@ pub struct Report {
     pub outcome: Outcome,
 }
 
-/// Runs one key through the recipe: check the key, get, probe, plan, skip
-/// when up to date, render, put every variant with metadata naming the
-/// source ([`META_SOURCE`]). Never panics on bad input; every failure is in
-/// the report. Rendering uses rayon's global pool (see [`render`]).
-///
-/// [`render`]: crate::pixels::render
+/// Plans one key: check the key, read the source (refusing one over the
+/// size limit unread, or one that is itself a variant), probe its header,
+/// list the variants and look at each. Never writes; never panics (a
+/// codec's panic is the plan's failure).
+pub fn plan_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOptions) -> Plan {
+    let mut plan = Plan {
+        key: key.to_owned(),
+        bytes_in: 0,
+        action: Action::Skip(Skip::UpToDate),
+        source: None,
+    };
+    let decided = contain(key, || plan_steps(storage, recipe, key, options, &mut plan));
+    plan.action = match decided {
+        Ok(Ok(variants)) => Action::Write(variants),
+        Ok(Err(skip)) => Action::Skip(skip),
+        Err(e) => Action::Fail(e),
+    };
+    if !matches!(plan.action, Action::Write(_)) {
+        plan.source = None;
+    }
+    plan
+}
+
+fn plan_steps(
+    storage: &dyn Storage,
+    recipe: &Recipe,
+    key: &str,
+    options: JobOptions,
+    plan: &mut Plan,
+) -> Result<Result<Vec<Planned>, Skip>, JobError> {
+    let source = match recipe.source_key(key) {
+        Ok(s) => s,
+        Err(skip) => return Ok(Err(skip.into())),
+    };
+    let render_err = |source: RenderError| JobError::Render {
+        key: key.to_owned(),
+        source,
+    };
+    let fetched = match storage.get(key, recipe.limits().max_input_bytes) {
+        Ok(f) => f,
+        Err(StorageError::NotFound(_)) => return Ok(Err(Skip::Gone)),
+        Err(StorageError::TooLarge { size, limit, .. }) => {
+            return Err(render_err(RenderError::TooManyBytes { size, limit }))
+        }
+        Err(source) => {
+            return Err(JobError::Get {
+                key: key.to_owned(),
+                source,
+            })
+        }
+    };
+    plan.bytes_in = fetched.bytes.len() as u64;
+    if fetched.meta.get(META_SOURCE).is_some() {
+        return Ok(Err(Skip::IsVariant));
+    }
+    let probe = pixels::probe(&fetched.bytes, recipe.limits()).map_err(render_err)?;
+    let variants = plan_variants(recipe, &source, &probe)?;
+    if variants.is_empty() {
+        return Ok(Err(Skip::TooNarrow { width: probe.width }));
+    }
+    let mut planned = Vec::with_capacity(variants.len());
+    for variant in variants {
+        let found = storage.head(&variant.key).map_err(|source| JobError::Check {
+            key: variant.key.clone(),
+            source,
+        })?;
+        let found = judge(key, &fetched.meta, found.as_ref());
+        if let Found::OtherSource(owner) = found {
+            return Err(JobError::Taken {
+                variant: variant.key,
+                owner,
+            });
+        }
+        planned.push(Planned { variant, found });
+    }
+    if !options.force && planned.iter().all(|p| p.found == Found::Current) {
+        return Ok(Err(Skip::UpToDate));
+    }
+    plan.source = Some(fetched);
+    Ok(Ok(planned))
+}
+
+/// Carries out a plan: renders the source and writes every planned
+/// variant, with metadata naming the source and its version
+/// ([`META_SOURCE`], [`META_SOURCE_VERSION`]). A plan that skips or fails
+/// becomes the report as it is. Never panics. Rendering uses rayon's global
+/// pool (see [`render`](crate::pixels::render)).
+pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
+    let Plan {
+        key,
+        bytes_in,
+        action,
+        source,
+    } = plan;
+    let outcome = match (action, source) {
+        (Action::Write(planned), Some(source)) => {
+            match contain(&key, || write(storage, recipe, &key, planned, source)) {
+                Ok(written) => Outcome::Written(written),
+                Err(e) => Outcome::Failed(e),
+            }
+        }
+        // `plan_job` keeps the source exactly when the action is `Write`.
+        (Action::Write(_), None) => Outcome::Skipped(Skip::UpToDate),
+        (Action::Skip(skip), _) => Outcome::Skipped(skip),
+        (Action::Fail(e), _) => Outcome::Failed(e),
+    };
+    Report {
+        key,
+        bytes_in,
+        outcome,
+    }
+}
+
+fn write(
+    storage: &dyn Storage,
+    recipe: &Recipe,
+    key: &str,
+    planned: Vec<Planned>,
+    source: Fetched,
+) -> Result<Vec<Variant>, JobError> {
+    let renditions = pixels::render(&source.bytes, recipe).map_err(|source| JobError::Render {
+        key: key.to_owned(),
+        source,
+    })?;
+    let mut metadata = vec![(META_SOURCE, key)];
+    if let Some(version) = source.meta.version.as_deref() {
+        metadata.push((META_SOURCE_VERSION, version));
+    }
+    let mut variants: Vec<Variant> = planned.into_iter().map(|p| p.variant).collect();
+    variants.truncate(renditions.len());
+    // `render` and `plan_variants` walk the same sizes and formats in the
+    // same order, so the lists pair up one to one.
+    for (v, r) in variants.iter_mut().zip(&renditions) {
+        debug_assert_eq!((v.width, v.height, v.format), (r.width, r.height, r.format));
+        let object = Object {
+            bytes: &r.bytes,
+            content_type: r.content_type(),
+            metadata: &metadata,
+        };
+        storage.put(&v.key, object).map_err(|source| JobError::Put {
+            key: v.key.clone(),
+            source,
+        })?;
+        v.bytes = Some(r.bytes.len() as u64);
+    }
+    Ok(variants)
+}
+
+/// Runs one key through the recipe: [`plan_job`], then [`carry_out`].
+/// Never panics on bad input; every failure is in the report.
 ///
 /// ```
 /// use resize_core::{run_job, JobOptions, MemoryStorage, Outcome, Recipe, Replacement, Width};
@@ -200,85 +502,88 @@ pub struct Report {
 /// # Ok(()) }
 /// ```
 pub fn run_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOptions) -> Report {
-    let mut report = Report {
-        key: key.to_owned(),
-        bytes_in: 0,
-        outcome: Outcome::Skipped(Skip::UpToDate),
-    };
-    report.outcome = match job(storage, recipe, key, options, &mut report.bytes_in) {
-        Ok(Ok(written)) => Outcome::Written(written),
+    carry_out(storage, recipe, plan_job(storage, recipe, key, options))
+}
+
+/// A source was removed: deletes the variants whose metadata names it,
+/// found by listing its output prefix. Keeps them when the source exists
+/// again (events come at least once and in no set order, so a late
+/// removal must not delete a new upload's variants). Needs a store that
+/// lists, deletes and keeps metadata; others fail with
+/// [`StorageError::Unsupported`].
+pub fn remove_variants(storage: &dyn Storage, recipe: &Recipe, key: &str) -> Report {
+    let outcome = match contain(key, || removal(storage, recipe, key)) {
+        Ok(Ok(deleted)) => Outcome::Deleted(deleted),
         Ok(Err(skip)) => Outcome::Skipped(skip),
         Err(e) => Outcome::Failed(e),
     };
-    report
+    Report {
+        key: key.to_owned(),
+        bytes_in: 0,
+        outcome,
+    }
 }
 
-fn job(
-    storage: &dyn Storage,
-    recipe: &Recipe,
-    key: &str,
-    options: JobOptions,
-    bytes_in: &mut u64,
-) -> Result<Result<Vec<Variant>, Skip>, JobError> {
+fn removal(storage: &dyn Storage, recipe: &Recipe, key: &str) -> Result<Result<Vec<String>, Skip>, JobError> {
     let source = match recipe.source_key(key) {
         Ok(s) => s,
         Err(skip) => return Ok(Err(skip.into())),
     };
-    let render_err = |source: RenderError| JobError::Render {
-        key: key.to_owned(),
-        source,
+    let check = |k: &str| {
+        storage.head(k).map_err(|source| JobError::Check {
+            key: k.to_owned(),
+            source,
+        })
     };
-    let bytes = storage.get(key).map_err(|source| JobError::Get {
-        key: key.to_owned(),
-        source,
-    })?;
-    *bytes_in = bytes.len() as u64;
-    let probe = pixels::probe(&bytes, recipe.limits()).map_err(render_err)?;
-    let mut variants = plan_variants(recipe, &source, &probe)?;
-    if variants.is_empty() {
-        return Ok(Err(Skip::TooNarrow { width: probe.width }));
+    if check(key)?.is_some() {
+        return Ok(Err(Skip::Reappeared));
     }
-    if !options.force && all_current(storage, key, &variants)? {
-        return Ok(Err(Skip::UpToDate));
-    }
-    let renditions = pixels::render(&bytes, recipe).map_err(render_err)?;
-    drop(bytes);
-    let metadata = [(META_SOURCE, key)];
-    variants.truncate(renditions.len());
-    // `render` and `plan_variants` walk the same sizes and formats in the
-    // same order, so the lists pair up one to one.
-    for (v, r) in variants.iter_mut().zip(&renditions) {
-        debug_assert_eq!((v.width, v.height, v.format), (r.width, r.height, r.format));
-        let object = Object {
-            bytes: &r.bytes,
-            content_type: r.content_type(),
-            metadata: &metadata,
-        };
-        storage.put(&v.key, object).map_err(|source| JobError::Put {
-            key: v.key.clone(),
+    let prefix = source.output_prefix();
+    let mut candidates = Vec::new();
+    storage
+        .list(&prefix, &mut |k| {
+            if recipe.looks_like_output(k) {
+                candidates.push(k.to_owned());
+            }
+            ControlFlow::Continue(())
+        })
+        .map_err(|source| JobError::List {
+            prefix: prefix.clone(),
             source,
         })?;
-        v.bytes = Some(r.bytes.len() as u64);
-    }
-    Ok(Ok(variants))
-}
-
-/// Whether storage says every planned variant is up to date; stops at the
-/// first that is not.
-fn all_current(storage: &dyn Storage, key: &str, variants: &[Variant]) -> Result<bool, JobError> {
-    for v in variants {
-        let current = storage
-            .is_current(key, &v.key)
-            .map_err(|source| JobError::Check {
-                key: v.key.clone(),
+    let mut deleted = Vec::new();
+    for candidate in candidates {
+        // Only objects whose metadata names this source are ours to delete.
+        if check(&candidate)?.is_some_and(|m| m.get(META_SOURCE) == Some(key)) {
+            storage.delete(&candidate).map_err(|source| JobError::Delete {
+                key: candidate.clone(),
                 source,
             })?;
-        if !current {
-            return Ok(false);
+            deleted.push(candidate);
         }
     }
-    Ok(true)
+    Ok(Ok(deleted))
 }
+
+/// Runs `f`, turning a panic (a codec's bug) into this key's failure so
+/// the rest of the batch still runs. The panic hook has printed it already.
+fn contain<T>(key: &str, f: impl FnOnce() -> Result<T, JobError>) -> Result<T, JobError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        Err(JobError::Panic {
+            key: key.to_owned(),
+            message: panic_message(panic.as_ref()),
+        })
+    })
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
@@ -304,18 +609,22 @@ mod tests {
         out
     }
 
-    /// A store whose puts fail, transiently or not.
-    struct FailingPuts {
+    /// A store that fails or panics in one operation and otherwise is `inner`.
+    struct Faulty {
         inner: MemoryStorage,
+        op: &'static str,
         transient: bool,
     }
 
-    impl Storage for FailingPuts {
-        fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-            self.inner.get(key)
-        }
-        fn put(&self, key: &str, _: Object<'_>) -> Result<(), StorageError> {
-            let message = format!("put {key} refused");
+    impl Faulty {
+        fn fail(&self, op: &str, key: &str) -> Result<(), StorageError> {
+            if op != self.op {
+                return Ok(());
+            }
+            if self.transient && op == "head" {
+                panic!("head of {key} exploded");
+            }
+            let message = format!("{op} {key} refused");
             Err(if self.transient {
                 StorageError::Transient {
                     message,
@@ -327,6 +636,36 @@ mod tests {
                     source: None,
                 }
             })
+        }
+    }
+
+    impl Storage for Faulty {
+        fn head(&self, key: &str) -> Result<Option<Meta>, StorageError> {
+            self.fail("head", key)?;
+            self.inner.head(key)
+        }
+        fn get(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
+            self.fail("get", key)?;
+            self.inner.get(key, limit)
+        }
+        fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
+            self.fail("put", key)?;
+            self.inner.put(key, object)
+        }
+    }
+
+    fn describe(report: &Report) -> String {
+        match &report.outcome {
+            Outcome::Written(v) => {
+                let sizes: Vec<String> = v
+                    .iter()
+                    .map(|w| format!("{}x{} {}", w.width, w.height, w.format))
+                    .collect();
+                format!("written {}", sizes.join(", "))
+            }
+            Outcome::Deleted(keys) => format!("deleted {}", keys.join(" ")),
+            Outcome::Skipped(s) => format!("skipped: {s}"),
+            Outcome::Failed(e) => format!("failed (transient: {}): {}", e.is_transient(), error_chain(e)),
         }
     }
 
@@ -342,20 +681,10 @@ mod tests {
             ("SIZES", "100,200"),
             ("REPLACEMENTS", "original:resized"),
             ("FORMATS", "jpeg,webp"),
+            ("MAX_INPUT_BYTES", "100000"),
         ]);
         let report = run_job(&store, &r, key, JobOptions::default());
-        let outcome = match &report.outcome {
-            Outcome::Written(v) => {
-                let sizes: Vec<String> = v
-                    .iter()
-                    .map(|w| format!("{}x{} {}", w.width, w.height, w.format))
-                    .collect();
-                format!("written {}", sizes.join(", "))
-            }
-            Outcome::Skipped(s) => format!("skipped: {s}"),
-            Outcome::Failed(e) => format!("failed (transient: {}): {}", e.is_transient(), error_chain(e)),
-        };
-        let got = format!("{outcome}\nstored: {}", store.stored_keys().join(" "));
+        let got = format!("{}\nstored: {}", describe(&report), store.stored_keys().join(" "));
         assert_eq!(got, expect);
     }
 
@@ -393,16 +722,26 @@ mod tests {
             "failed (transient: false): cannot render `original/a.jpg`: unsupported format: not a JPEG, PNG, WebP, GIF or TIFF file\nstored: original/a.jpg",
         );
         check(
+            &[("original/big.jpg", vec![0xff; 100_001])],
+            "original/big.jpg",
+            "failed (transient: false): cannot render `original/big.jpg`: input is 100001 bytes, over the limit of 100000 bytes\nstored: original/big.jpg",
+        );
+        check(
             &[],
             "original/missing.jpg",
-            "failed (transient: false): cannot read `original/missing.jpg`: no object at `original/missing.jpg`\nstored: ",
+            "skipped: source no longer exists\nstored: ",
         );
     }
 
     #[test]
-    fn variants_carry_content_type_and_source_metadata() {
+    fn variants_carry_content_type_and_their_source_and_its_version() {
         let store = MemoryStorage::new();
         store.insert("original/trips/a b.jpg", jpeg(400, 300));
+        let version = store
+            .object("original/trips/a b.jpg")
+            .unwrap()
+            .version
+            .to_string();
         let r = recipe(&[
             ("SIZES", "100"),
             ("REPLACEMENTS", "original:resized"),
@@ -415,60 +754,215 @@ mod tests {
         ] {
             let o = store.object(key).unwrap();
             assert_eq!(o.content_type, ct);
+            let meta = |n: &str| o.metadata.get(n).cloned();
+            assert_eq!(meta(META_SOURCE).as_deref(), Some("original/trips/a b.jpg"));
+            assert_eq!(meta(META_SOURCE_VERSION), Some(version.clone()));
+        }
+    }
+
+    #[test]
+    fn storage_failures_keep_their_kind_and_panics_their_message() {
+        for (op, transient, expect) in [
+            ("put", true, "failed (transient: true): cannot write `resized/a-100.jpg`: put resized/a-100.jpg refused"),
+            ("put", false, "failed (transient: false): cannot write `resized/a-100.jpg`: put resized/a-100.jpg refused"),
+            ("get", true, "failed (transient: true): cannot read `original/a.jpg`: get original/a.jpg refused"),
+            ("head", false, "failed (transient: false): cannot check `resized/a-100.jpg`: head resized/a-100.jpg refused"),
+            (
+                "head",
+                true,
+                "failed (transient: false): internal error while processing `original/a.jpg` (panic: head of resized/a-100.jpg exploded)",
+            ),
+        ] {
+            let inner = MemoryStorage::new();
+            inner.insert("original/a.jpg", jpeg(400, 300));
+            let store = Faulty { inner, op, transient };
+            let r = recipe(&[("SIZES", "100"), ("REPLACEMENTS", "original:resized")]);
+            let report = run_job(&store, &r, "original/a.jpg", JobOptions::default());
+            assert_eq!(describe(&report), expect);
+        }
+    }
+
+    #[test]
+    fn current_variants_are_not_rebuilt_unless_forced_or_the_source_changes() {
+        let store = MemoryStorage::new();
+        store.insert("a.jpg", jpeg(400, 300));
+        let r = recipe(&[("SIZES", "100,200")]);
+        let run = |force| describe(&run_job(&store, &r, "a.jpg", JobOptions { force }));
+        assert_eq!(run(false), "written 100x75 jpeg, 200x150 jpeg");
+        let version = |k: &str| store.object(k).unwrap().version;
+        let first = version("a-100.jpg");
+        assert_eq!(run(false), "skipped: all variants are up to date");
+        assert_eq!(version("a-100.jpg"), first, "a current variant is not rewritten");
+        assert_eq!(run(true), "written 100x75 jpeg, 200x150 jpeg");
+        store.insert("a.jpg", jpeg(400, 300));
+        let plan = plan_job(&store, &r, "a.jpg", JobOptions::default());
+        let Action::Write(planned) = &plan.action else {
+            panic!("{plan:?}")
+        };
+        assert!(
+            planned.iter().all(|p| p.found == Found::OtherVersion),
+            "{planned:?}"
+        );
+        assert_eq!(
+            describe(&carry_out(&store, &r, plan)),
+            "written 100x75 jpeg, 200x150 jpeg"
+        );
+    }
+
+    #[test]
+    fn variants_of_another_source_are_never_overwritten() {
+        let store = MemoryStorage::new();
+        store.insert("a.png", jpeg(400, 300));
+        store.insert("a.jpg", jpeg(400, 300));
+        let r = recipe(&[("SIZES", "100")]);
+        let run = |key, force| describe(&run_job(&store, &r, key, JobOptions { force }));
+        assert_eq!(run("a.jpg", false), "written 100x75 jpeg");
+        let before = store.object("a-100.jpg");
+        for force in [false, true] {
             assert_eq!(
-                o.metadata.get(META_SOURCE).map(String::as_str),
-                Some("original/trips/a b.jpg")
+                run("a.png", force),
+                "failed (transient: false): its outputs would overwrite those of `a.jpg` \
+                 (`a-100.jpg` is a variant of it); rename one of them"
+            );
+        }
+        assert_eq!(store.object("a-100.jpg"), before);
+    }
+
+    #[test]
+    fn objects_carrying_variant_metadata_are_not_sources() {
+        let store = MemoryStorage::new();
+        let object = jpeg(400, 300);
+        let meta = [(META_SOURCE, "elsewhere/a.jpg")];
+        store
+            .put(
+                "b.jpg",
+                Object {
+                    bytes: &object,
+                    content_type: "image/jpeg",
+                    metadata: &meta,
+                },
+            )
+            .unwrap();
+        let report = run_job(
+            &store,
+            &recipe(&[("SIZES", "100")]),
+            "b.jpg",
+            JobOptions::default(),
+        );
+        assert_eq!(describe(&report), "skipped: object is a variant made by resize");
+        assert_eq!(store.stored_keys(), ["b.jpg"]);
+    }
+
+    /// `judge` from the source's and a variant's metadata: (store keeps
+    /// metadata, variant metadata or modified time) → found.
+    #[test]
+    fn judging_variants() {
+        use std::time::{Duration, SystemTime};
+        let t = |s: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        let with = |pairs: &[(&str, &str)]| Meta {
+            version: None,
+            size: None,
+            modified: t(5),
+            metadata: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+        };
+        let file = |modified| Meta {
+            modified,
+            ..Meta::default()
+        };
+        let s3_source = Meta {
+            version: Some("e1".to_owned()),
+            ..with(&[])
+        };
+        let cases: Vec<(Meta, Option<Meta>, Found)> = vec![
+            (s3_source.clone(), None, Found::Missing),
+            (s3_source.clone(), Some(with(&[])), Found::Unrecorded),
+            (
+                s3_source.clone(),
+                Some(with(&[(META_SOURCE, "k.jpg"), (META_SOURCE_VERSION, "e1")])),
+                Found::Current,
+            ),
+            (
+                s3_source.clone(),
+                Some(with(&[(META_SOURCE, "k.jpg"), (META_SOURCE_VERSION, "e0")])),
+                Found::OtherVersion,
+            ),
+            (
+                s3_source.clone(),
+                Some(with(&[(META_SOURCE, "k.jpg")])),
+                Found::OtherVersion,
+            ),
+            (
+                s3_source.clone(),
+                Some(with(&[(META_SOURCE, "k.png"), (META_SOURCE_VERSION, "e1")])),
+                Found::OtherSource("k.png".to_owned()),
+            ),
+            (
+                with(&[]),
+                Some(with(&[(META_SOURCE, "k.jpg")])),
+                Found::OtherVersion,
+            ),
+            (file(t(5)), Some(file(t(6))), Found::Current),
+            (file(t(5)), Some(file(t(5))), Found::Current),
+            (file(t(5)), Some(file(t(4))), Found::Older),
+            (file(None), Some(file(t(4))), Found::Older),
+            (file(t(5)), None, Found::Missing),
+        ];
+        for (source, variant, expect) in cases {
+            assert_eq!(
+                judge("k.jpg", &source, variant.as_ref()),
+                expect,
+                "{source:?} {variant:?}"
             );
         }
     }
 
     #[test]
-    fn storage_failures_keep_their_kind() {
-        for transient in [true, false] {
-            let inner = MemoryStorage::new();
-            inner.insert("original/a.jpg", jpeg(400, 300));
-            let store = FailingPuts { inner, transient };
-            let r = recipe(&[("SIZES", "100"), ("REPLACEMENTS", "original:resized")]);
-            let report = run_job(&store, &r, "original/a.jpg", JobOptions::default());
-            match report.outcome {
-                Outcome::Failed(e) => {
-                    assert_eq!(e.is_transient(), transient);
-                    assert_eq!(
-                        error_chain(&e),
-                        "cannot write `resized/a-100.jpg`: put resized/a-100.jpg refused"
-                    );
-                }
-                other => panic!("expected a failure, got {other:?}"),
-            }
+    fn removal_deletes_only_the_sources_variants() {
+        let store = MemoryStorage::new();
+        let r = recipe(&[("SIZES", "100,200"), ("REPLACEMENTS", "original:resized")]);
+        store.insert("original/a.jpg", jpeg(400, 300));
+        store.insert("original/a-b.jpg", jpeg(400, 300));
+        for key in ["original/a.jpg", "original/a-b.jpg"] {
+            run_job(&store, &r, key, JobOptions::default());
         }
-    }
-
-    /// A store that says every variant is current: nothing is decoded or
-    /// written unless forced.
-    struct AllCurrent(MemoryStorage);
-
-    impl Storage for AllCurrent {
-        fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-            self.0.get(key)
-        }
-        fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
-            self.0.put(key, object)
-        }
-        fn is_current(&self, _: &str, _: &str) -> Result<bool, StorageError> {
-            Ok(true)
-        }
-    }
-
-    #[test]
-    fn up_to_date_variants_are_not_rebuilt_unless_forced() {
-        let store = AllCurrent(MemoryStorage::new());
-        store.0.insert("a.jpg", jpeg(400, 300));
-        let r = recipe(&[("SIZES", "100")]);
-        let report = run_job(&store, &r, "a.jpg", JobOptions::default());
-        assert!(matches!(report.outcome, Outcome::Skipped(Skip::UpToDate)));
-        assert_eq!(store.0.stored_keys(), ["a.jpg"]);
-        let report = run_job(&store, &r, "a.jpg", JobOptions { force: true });
-        assert!(matches!(report.outcome, Outcome::Written(ref v) if v.len() == 1));
-        assert_eq!(store.0.stored_keys(), ["a-100.jpg", "a.jpg"]);
+        store.insert("resized/a-300.jpg", b"someone else's".to_vec());
+        let remove = |key| describe(&remove_variants(&store, &r, key));
+        assert_eq!(
+            remove("original/a.jpg"),
+            "skipped: source exists again; variants kept"
+        );
+        assert_eq!(
+            remove("resized/a-100.jpg"),
+            "skipped: under destination prefix `resized`"
+        );
+        store.delete("original/a.jpg").unwrap();
+        assert_eq!(
+            remove("original/a.jpg"),
+            "deleted resized/a-100.jpg resized/a-200.jpg"
+        );
+        assert_eq!(
+            store.stored_keys(),
+            [
+                "original/a-b.jpg",
+                "resized/a-300.jpg",
+                "resized/a-b-100.jpg",
+                "resized/a-b-200.jpg"
+            ]
+        );
+        assert_eq!(remove("original/a.jpg"), "deleted ");
+        let faulty = Faulty {
+            inner: MemoryStorage::new(),
+            op: "none",
+            transient: false,
+        };
+        assert_eq!(
+            describe(&remove_variants(&faulty, &r, "original/a.jpg")),
+            "failed (transient: false): cannot list `resized/a-`: this storage cannot list objects"
+        );
     }
 }

@@ -61,7 +61,8 @@ mod storage;
 mod values;
 
 pub use job::{
-    error_chain, plan_variants, run_job, JobError, JobOptions, Outcome, Report, Skip, Variant, META_SOURCE,
+    carry_out, error_chain, judge, plan_job, plan_variants, remove_variants, run_job, Action, Found,
+    JobError, JobOptions, Outcome, Plan, Planned, Report, Skip, Variant, META_SOURCE, META_SOURCE_VERSION,
 };
 pub use keys::{
     KeyTooLong, NotASource, Replacement, SourceKey, Template, DEFAULT_TEMPLATE, MAX_KEY_BYTES,
@@ -70,7 +71,7 @@ pub use keys::{
 pub use pixels::{probe, render, Probe, RenderError, Rendition};
 pub use recipe::{Recipe, RecipeBuilder};
 pub use settings::{Setting, SettingsError, SETTINGS};
-pub use storage::{MemoryStorage, Object, Storage, StorageError, StoredObject};
+pub use storage::{Fetched, MemoryStorage, Meta, Object, Storage, StorageError, StoredObject};
 pub use values::{
     Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, Widths, DEFAULT_JPEG_QUALITY,
     DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_WEBP_QUALITY, MAX_WIDTH, MAX_WIDTHS,

@@ -1,9 +1,13 @@
 //! The seam to the outside world: a small [`Storage`] trait the adapters
 //! implement (S3, a directory), its error, and an in-memory implementation
 //! for tests and embedding. It knows nothing of images or keys.
+//!
+//! The contract is on [`Storage`].
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
 
 /// A storage operation failed. `message` says what failed and does not
 /// repeat the client's error, which follows as the [`source`]; print the
@@ -16,6 +20,19 @@ pub enum StorageError {
     /// No object has this key.
     #[error("no object at `{0}`")]
     NotFound(String),
+    /// The object is larger than the reader's limit; nothing was read.
+    #[error("`{key}` is {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// The key.
+        key: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit given to [`Storage::get`].
+        limit: u64,
+    },
+    /// This store cannot do the operation at all.
+    #[error("this storage cannot {0}")]
+    Unsupported(&'static str),
     /// A failure that may pass (throttling, 5xx, timeouts, refused connections).
     #[error("{message}")]
     Transient {
@@ -50,25 +67,90 @@ pub struct Object<'a> {
     pub bytes: &'a [u8],
     /// Its `Content-Type`.
     pub content_type: &'a str,
-    /// User metadata, name → value.
+    /// User metadata, name → value (names lower-case ASCII).
     pub metadata: &'a [(&'a str, &'a str)],
 }
 
-/// Where sources are read from and variants written to.
-pub trait Storage {
-    /// Reads a whole object.
-    fn get(&self, key: &str) -> Result<Vec<u8>, StorageError>;
+/// What a store knows of an object besides its bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Changes whenever the content may have (S3: the ETag; files:
+    /// modification time and length). `None` when the store has none.
+    pub version: Option<String>,
+    /// Size in bytes, when known.
+    pub size: Option<u64>,
+    /// Last modification, when known.
+    pub modified: Option<SystemTime>,
+    /// User metadata as put; `None` for a store that keeps none.
+    pub metadata: Option<BTreeMap<String, String>>,
+}
 
-    /// Writes a whole object. Implementations must never leave a partial
-    /// object visible under `key`.
+impl Meta {
+    /// One user metadata value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.metadata.as_ref()?.get(name).map(String::as_str)
+    }
+}
+
+/// A whole object and what the store knows of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// Version, size and metadata, from the same response as the bytes.
+    pub meta: Meta,
+}
+
+/// Where sources are read from and variants written to.
+///
+/// # Contract
+///
+/// - **Blocking and stateless.** Every call stands alone: no call relies on
+///   an earlier one, in any order, from any thread (`Storage: Sync`). What
+///   the job needs from one call for a later one (the source's version)
+///   it keeps itself and passes in.
+/// - **Never partial.** [`Storage::put`] makes the whole object visible under
+///   its key or nothing: S3 does so by nature, a directory through a
+///   temporary file renamed into place. A reader never sees half a file.
+/// - **Versions.** [`Meta::version`] changes whenever an object's content
+///   may have changed (S3: the ETag; files: modification time and length).
+///   The job stamps a source's version on its variants and calls a variant
+///   current when it names the same version.
+/// - **Metadata.** A store that keeps user metadata returns it in
+///   [`Meta::metadata`] exactly as it was put (names lower-case); a store
+///   that cannot keep it (files) returns `None` there, and then the job
+///   compares [`Meta::modified`] instead.
+/// - **Errors.** A missing object is `Ok(None)` from [`Storage::head`] and
+///   [`StorageError::NotFound`] from [`Storage::get`]. Throttling, 5xx,
+///   timeouts and refused connections are [`StorageError::Transient`]
+///   (retry later); the rest is [`StorageError::Permanent`]. A store that
+///   cannot list or delete says [`StorageError::Unsupported`].
+pub trait Storage: Sync {
+    /// What the store knows of `key`; `None` when nothing is there.
+    fn head(&self, key: &str) -> Result<Option<Meta>, StorageError>;
+
+    /// Reads a whole object of at most `limit` bytes. A larger one is
+    /// [`StorageError::TooLarge`] and is not read (its size is known before
+    /// the body arrives).
+    fn get(&self, key: &str, limit: u64) -> Result<Fetched, StorageError>;
+
+    /// Writes a whole object, replacing any at `key`. Never leaves a
+    /// partial object visible under `key`.
     fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError>;
 
-    /// Whether the variant at `variant` is already up to date for `source`
-    /// (for files: newer than the source). The default says no, so every
-    /// run rebuilds.
-    fn is_current(&self, source: &str, variant: &str) -> Result<bool, StorageError> {
-        let _ = (source, variant);
-        Ok(false)
+    /// Calls `each` with every key that starts with `prefix`, in the
+    /// store's order, a page at a time, until `each` breaks. The default
+    /// is [`StorageError::Unsupported`].
+    fn list(&self, prefix: &str, each: &mut dyn FnMut(&str) -> ControlFlow<()>) -> Result<(), StorageError> {
+        let _ = (prefix, each);
+        Err(StorageError::Unsupported("list objects"))
+    }
+
+    /// Deletes `key`; deleting a missing key is not an error. The default
+    /// is [`StorageError::Unsupported`].
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let _ = key;
+        Err(StorageError::Unsupported("delete objects"))
     }
 }
 
@@ -81,12 +163,39 @@ pub struct StoredObject {
     pub content_type: String,
     /// User metadata.
     pub metadata: BTreeMap<String, String>,
+    /// Its version: the store's write counter when it was written.
+    pub version: u64,
 }
 
-/// A [`Storage`] in memory, for tests and embedding.
+/// A [`Storage`] in memory, for tests and embedding. It lists and deletes.
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
-    objects: Mutex<BTreeMap<String, StoredObject>>,
+    inner: Mutex<Objects>,
+}
+
+#[derive(Debug, Default)]
+struct Objects {
+    map: BTreeMap<String, StoredObject>,
+    writes: u64,
+}
+
+impl Objects {
+    fn insert(
+        &mut self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: String,
+        metadata: BTreeMap<String, String>,
+    ) {
+        self.writes += 1;
+        let object = StoredObject {
+            bytes,
+            content_type,
+            metadata,
+            version: self.writes,
+        };
+        self.map.insert(key.to_owned(), object);
+    }
 }
 
 impl MemoryStorage {
@@ -97,52 +206,97 @@ impl MemoryStorage {
 
     /// Stores `bytes` under `key` with no metadata.
     pub fn insert(&self, key: &str, bytes: Vec<u8>) {
-        self.lock().insert(
-            key.to_owned(),
-            StoredObject {
-                bytes,
-                content_type: "application/octet-stream".to_owned(),
-                metadata: BTreeMap::new(),
-            },
-        );
+        self.lock()
+            .insert(key, bytes, "application/octet-stream".to_owned(), BTreeMap::new());
     }
 
     /// A copy of the object at `key`.
     pub fn object(&self, key: &str) -> Option<StoredObject> {
-        self.lock().get(key).cloned()
+        self.lock().map.get(key).cloned()
     }
 
     /// Every stored key, sorted.
     pub fn stored_keys(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        self.lock().map.keys().cloned().collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StoredObject>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Objects> {
         // A panic while holding the lock cannot leave the map half-updated
-        // (every update is one insert), so a poisoned lock is still usable.
-        self.objects.lock().unwrap_or_else(PoisonError::into_inner)
+        // (every update is one insert or remove), so a poisoned lock is
+        // still usable.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn meta_of(o: &StoredObject) -> Meta {
+    Meta {
+        version: Some(o.version.to_string()),
+        size: Some(o.bytes.len() as u64),
+        modified: None,
+        metadata: Some(o.metadata.clone()),
     }
 }
 
 impl Storage for MemoryStorage {
-    fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-        self.lock()
+    fn head(&self, key: &str) -> Result<Option<Meta>, StorageError> {
+        Ok(self.lock().map.get(key).map(meta_of))
+    }
+
+    fn get(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
+        let objects = self.lock();
+        let o = objects
+            .map
             .get(key)
-            .map(|o| o.bytes.clone())
-            .ok_or_else(|| StorageError::NotFound(key.to_owned()))
+            .ok_or_else(|| StorageError::NotFound(key.to_owned()))?;
+        let size = o.bytes.len() as u64;
+        if size > limit {
+            return Err(StorageError::TooLarge {
+                key: key.to_owned(),
+                size,
+                limit,
+            });
+        }
+        Ok(Fetched {
+            bytes: o.bytes.clone(),
+            meta: meta_of(o),
+        })
     }
 
     fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
-        let stored = StoredObject {
-            bytes: object.bytes.to_vec(),
-            content_type: object.content_type.to_owned(),
-            metadata: object
-                .metadata
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        };
-        self.lock().insert(key.to_owned(), stored);
+        let metadata = object
+            .metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.lock().insert(
+            key,
+            object.bytes.to_vec(),
+            object.content_type.to_owned(),
+            metadata,
+        );
+        Ok(())
+    }
+
+    fn list(&self, prefix: &str, each: &mut dyn FnMut(&str) -> ControlFlow<()>) -> Result<(), StorageError> {
+        // A snapshot, so `each` may call back into the store.
+        let keys: Vec<String> = self
+            .lock()
+            .map
+            .range(prefix.to_owned()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        for k in &keys {
+            if each(k).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.lock().map.remove(key);
         Ok(())
     }
 }

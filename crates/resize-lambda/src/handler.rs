@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
-use aws_sdk_s3::Client;
-use resize_core::{error_chain, run_job, JobOptions, Outcome, RenderError, Skip, StorageError};
+use resize_core::{error_chain, remove_variants, run_job, JobOptions, Outcome, Report};
+use resize_s3::{Client, S3Store};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn, Instrument};
@@ -20,7 +20,6 @@ use tracing::{error, info, warn, Instrument};
 use crate::config::Config;
 use crate::events::{self, Invocation, Task};
 use crate::metrics::Metrics;
-use crate::s3::{RecordStorage, S3};
 
 /// State built once at init and shared by every invocation.
 pub struct App {
@@ -28,6 +27,14 @@ pub struct App {
     pub client: Client,
     /// Bounds the images in memory at once.
     pub permits: Arc<Semaphore>,
+}
+
+impl App {
+    /// `bucket` as the core's storage, variants stamped with our `Cache-Control`.
+    fn store(&self, bucket: &str) -> S3Store {
+        S3Store::new(self.client.clone(), bucket, tokio::runtime::Handle::current())
+            .with_cache_control(&self.config.cache_control)
+    }
 }
 
 /// What happened to one task.
@@ -229,109 +236,66 @@ async fn run_task(app: &Arc<App>, task: &Task) -> TaskResult {
     result
 }
 
+/// An upload: the core's job, on a blocking thread (it calls S3 through
+/// the runtime's handle and renders on rayon's pool). The core decides
+/// everything — source key, variant marker, size limit, what is current —
+/// and contains a codec's panic as this image's failure.
 async fn created(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
-    let recipe = &app.config.recipe;
-    if let Err(skip) = recipe.source_key(key) {
-        return TaskResult::Skipped(skip.to_string());
-    }
-    let s3 = S3::new(app.client.clone(), bucket);
-    // The HEAD is cheap and spares a download: it catches our own variants
-    // (a second guard beside the key rules), vanished sources and
-    // oversized files.
-    let head = match s3.head(key).await {
-        Ok(Some(h)) => h,
-        Ok(None) => return TaskResult::Skipped("source no longer exists".to_owned()),
-        Err(e) => return storage_failed(&e),
-    };
-    if head.variant_of().is_some() {
-        return TaskResult::Skipped(Skip::IsVariant.to_string());
-    }
-    let limit = recipe.limits().max_input_bytes;
-    if let Some(size) = head.size.filter(|&s| s > limit) {
-        let e = RenderError::TooManyBytes { size, limit };
-        return failed(false, format!("cannot render `{key}`: {e}"));
-    }
     let Ok(_permit) = app.permits.acquire().await else {
         return failed(true, "shutting down".to_owned());
     };
-    let handle = tokio::runtime::Handle::current();
+    let store = app.store(bucket);
     let job_app = Arc::clone(app);
-    let job_key = key.to_owned();
+    blocking(key, move |key| {
+        run_job(&store, &job_app.config.recipe, key, JobOptions::default())
+    })
+    .await
+}
+
+/// A removal: the core deletes the variants whose metadata names the
+/// source, unless it exists again.
+async fn removed(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
+    if !app.config.delete_variants {
+        return TaskResult::Skipped("DELETE_VARIANTS is off".to_owned());
+    }
+    let store = app.store(bucket);
+    let job_app = Arc::clone(app);
+    blocking(key, move |key| {
+        remove_variants(&store, &job_app.config.recipe, key)
+    })
+    .await
+}
+
+/// Runs a core job on a blocking thread inside the current span.
+async fn blocking(key: &str, job: impl FnOnce(&str) -> Report + Send + 'static) -> TaskResult {
     let span = tracing::Span::current();
+    let job_key = key.to_owned();
     let joined = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        let storage = RecordStorage {
-            s3: &s3,
-            handle,
-            cache_control: &job_app.config.cache_control,
-            source_etag: Mutex::new(None),
-        };
-        // A codec panic is this image's failure, not the invocation's.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_job(&storage, &job_app.config.recipe, &job_key, JobOptions::default())
-        }))
+        job(&job_key)
     })
     .await;
-    let report = match joined {
-        Ok(Ok(report)) => report,
-        Ok(Err(_)) | Err(_) => {
-            return failed(false, format!("internal error (panic) while processing `{key}`"))
-        }
-    };
+    match joined {
+        Ok(report) => task_result(report),
+        // The core contains panics; a join error means the runtime is
+        // shutting down, and the record is worth another try.
+        Err(e) => failed(true, format!("`{key}` did not finish: {e}")),
+    }
+}
+
+fn task_result(report: Report) -> TaskResult {
     match report.outcome {
         Outcome::Written(vs) => TaskResult::Written {
             variants: vs.len(),
             bytes_in: report.bytes_in,
             bytes_out: vs.iter().filter_map(|v| v.bytes).sum(),
         },
+        Outcome::Deleted(keys) => TaskResult::Deleted(keys.len()),
         Outcome::Skipped(skip) => TaskResult::Skipped(skip.to_string()),
         Outcome::Failed(e) => failed(e.is_transient(), error_chain(&e)),
         #[allow(unreachable_patterns)]
         other => failed(false, format!("{other:?}")),
     }
-}
-
-async fn removed(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
-    if !app.config.delete_variants {
-        return TaskResult::Skipped("DELETE_VARIANTS is off".to_owned());
-    }
-    let recipe = &app.config.recipe;
-    let source = match recipe.source_key(key) {
-        Ok(s) => s,
-        Err(skip) => return TaskResult::Skipped(skip.to_string()),
-    };
-    let s3 = S3::new(app.client.clone(), bucket);
-    // Notifications come at least once and in no set order: a late removal
-    // event for a key uploaded again must not delete the new variants.
-    match s3.head(key).await {
-        Ok(None) => {}
-        Ok(Some(_)) => return TaskResult::Skipped("source exists again; variants kept".to_owned()),
-        Err(e) => return storage_failed(&e),
-    }
-    let candidates = match s3.list(&source.output_prefix()).await {
-        Ok(keys) => keys,
-        Err(e) => return storage_failed(&e),
-    };
-    let mut deleted = 0;
-    for candidate in candidates.iter().filter(|k| recipe.looks_like_output(k)) {
-        // Only objects whose metadata names this source are ours to delete.
-        match s3.head(candidate).await {
-            Ok(Some(h)) if h.variant_of() == Some(key) => {
-                if let Err(e) = s3.delete(candidate).await {
-                    return storage_failed(&e);
-                }
-                deleted += 1;
-            }
-            Ok(_) => {}
-            Err(e) => return storage_failed(&e),
-        }
-    }
-    TaskResult::Deleted(deleted)
-}
-
-/// A storage error as this task's failure, retried when transient.
-fn storage_failed(e: &StorageError) -> TaskResult {
-    failed(e.is_transient(), error_chain(e))
 }
 
 fn failed(transient: bool, error: String) -> TaskResult {

@@ -1,8 +1,8 @@
 //! The Lambda adapter of resize: S3 events in, variants out.
 //!
 //! `bootstrap` (in `main.rs`) wires these modules to the Lambda Runtime API.
-//! They are a library so the integration tests can drive [`s3::S3`] against
-//! a real S3-compatible server.
+//! Every S3 call goes through `resize-s3`; every decision about a key is
+//! the core's job.
 
 //!
 //! Without the default `runtime` feature only [`config`] and [`events`] are
@@ -14,5 +14,3 @@ pub mod events;
 pub mod handler;
 #[cfg(feature = "runtime")]
 pub mod metrics;
-#[cfg(feature = "runtime")]
-pub mod s3;

@@ -10,9 +10,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -58,26 +55,15 @@ async fn run() -> Result<(), lambda_runtime::Error> {
             std::process::exit(1);
         }
     };
-    // Standard retries (3 attempts, exponential backoff with jitter) absorb
-    // passing S3 errors; the timeouts keep a stalled connection from using
-    // up the invocation (S3_ATTEMPT_TIMEOUT_MS, S3_TIMEOUT_MS).
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(config.s3_attempt_timeout)
-                .operation_timeout(config.s3_timeout)
-                .build(),
-        )
-        .load()
-        .await;
-    let s3_config = aws_sdk_s3::config::Builder::from(&sdk)
-        .force_path_style(config.force_path_style)
-        .build();
+    let client = resize_s3::client(resize_s3::ClientOptions {
+        force_path_style: config.force_path_style,
+        attempt_timeout: config.s3_attempt_timeout,
+        timeout: config.s3_timeout,
+    })
+    .await;
     let app = Arc::new(App {
         permits: Arc::new(Semaphore::new(config.concurrency)),
-        client: aws_sdk_s3::Client::from_conf(s3_config),
+        client,
         config,
     });
     tracing::info!(

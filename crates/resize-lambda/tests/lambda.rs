@@ -17,5 +17,3 @@ mod harness;
 mod invocations;
 #[path = "lambda/load.rs"]
 mod load;
-#[path = "lambda/storage.rs"]
-mod storage;

@@ -47,12 +47,12 @@ fn check_variants(world: &World, source: &str, prefix: &str, expect: &[(&str, u3
             Some(CACHE_CONTROL),
             "cache control of {key}"
         );
-        let meta = world
-            .rt
-            .block_on(world.s3().head(key))
-            .expect("head")
-            .expect("exists")
-            .metadata;
+        let meta: std::collections::HashMap<String, String> = head
+            .metadata()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), resize_s3::decode_meta(v)))
+            .collect();
         assert_eq!(
             meta.get("resize-source").map(String::as_str),
             Some(source),
@@ -211,41 +211,97 @@ fn several_records_permanent_failures_do_not_fail_the_invocation() {
     lambda.stdout_with("failed permanently");
 }
 
+/// The S3 requests moto logged, by method and key prefix, in the order
+/// source GET, source HEAD, variant HEAD, variant PUT.
+fn requests(world: &World) -> [usize; 4] {
+    world.moto().sync(&world.client, &world.rt);
+    let n = |line: &str| world.moto().requests(line);
+    [
+        n(&format!("GET /{BUCKET}/original/")),
+        n(&format!("HEAD /{BUCKET}/original/")),
+        n(&format!("HEAD /{BUCKET}/resized/")),
+        n(&format!("PUT /{BUCKET}/resized/")),
+    ]
+}
+
+fn delta(after: [usize; 4], before: [usize; 4]) -> [usize; 4] {
+    [0, 1, 2, 3].map(|i| after[i] - before[i])
+}
+
 #[test]
 fn duplicate_delivery_writes_nothing_the_second_time() {
     let world = World::new();
     world.put_fixture("original/trips/a.jpg", "images/photo-16x9.jpg");
     let mut lambda = Lambda::start(&world, &[]);
-    let puts = || world.moto().requests(&format!("PUT /{BUCKET}/resized/"));
+    let start = requests(&world);
     assert_eq!(
         lambda.invoke(&event("s3-put")).response(),
         summary(1, 1, 0, 0, json!([]))
     );
-    world.moto().sync(&world.client, &world.rt);
-    assert_eq!(puts(), 3);
+    let first = requests(&world);
+    // One GET of the source, a HEAD of each of the 3 variants (none may be
+    // another source's), 3 PUTs.
+    assert_eq!(
+        delta(first, start),
+        [1, 0, 3, 3],
+        "first delivery: GET, HEAD, HEAD, PUT"
+    );
     let modified = |key: &str| world.head(key).and_then(|h| h.last_modified().copied());
     let before: Vec<_> = world.keys("resized/").iter().map(|k| modified(k)).collect();
 
+    let second = requests(&world);
     assert_eq!(
         lambda.invoke(&event("s3-put")).response(),
         summary(1, 0, 0, 1, json!([]))
     );
-    world.moto().sync(&world.client, &world.rt);
-    assert_eq!(puts(), 3, "the second delivery wrote again");
+    let third = requests(&world);
+    assert_eq!(
+        delta(third, second),
+        [1, 0, 3, 0],
+        "a duplicate delivery writes nothing"
+    );
     let after: Vec<_> = world.keys("resized/").iter().map(|k| modified(k)).collect();
     assert_eq!(before, after);
     lambda.stdout_with("all variants are up to date");
 
     // A new upload under the same key (new ETag) is rendered again.
     world.put_fixture("original/trips/a.jpg", "images/photo-4x3.jpg");
+    let fourth = requests(&world);
     assert_eq!(
         lambda.invoke(&event("s3-put")).response(),
         summary(1, 1, 0, 0, json!([]))
     );
-    world.moto().sync(&world.client, &world.rt);
-    assert_eq!(puts(), 5);
+    assert_eq!(delta(requests(&world), fourth)[3], 2);
     assert_eq!(world.dimensions("resized/trips/a-360.jpg"), (360, 270));
     assert_eq!(world.dimensions("resized/trips/a-720.jpg"), (720, 540));
+}
+
+#[test]
+fn a_variant_of_another_source_is_never_overwritten() {
+    let world = World::new();
+    world.put_fixture("original/trips/a.jpg", "images/photo-16x9.jpg");
+    world.put_fixture("original/trips/a.png", "images/photo-4x3.jpg");
+    let mut lambda = Lambda::start(&world, &[]);
+    let first = lambda.invoke(&s3_event(&[("ObjectCreated:Put", "original/trips/a.jpg")]));
+    assert_eq!(first.response(), summary(1, 1, 0, 0, json!([])));
+    let before = world.get("resized/trips/a-360.jpg");
+    let second = lambda.invoke(&s3_event(&[("ObjectCreated:Put", "original/trips/a.png")]));
+    assert_eq!(
+        second.response(),
+        summary(
+            1,
+            0,
+            0,
+            0,
+            json!([{
+                "key": "original/trips/a.png",
+                "error": "its outputs would overwrite those of `original/trips/a.jpg` \
+                          (`resized/trips/a-360.jpg` is a variant of it); rename one of them"
+            }])
+        )
+    );
+    assert_eq!(world.get("resized/trips/a-360.jpg"), before);
+    lambda.stdout_with("failed permanently");
 }
 
 #[test]
