@@ -7,8 +7,9 @@
 //! Requests per source, for a store that keeps metadata (S3): one GET of
 //! the source (its size is checked before the body is read), one HEAD per
 //! planned variant (every one: a variant another source made must not be
-//! overwritten, so each is looked at), then one PUT per variant when any
-//! is stale. A duplicate delivery stops after the HEADs.
+//! overwritten, so each is looked at; sent together through
+//! [`Storage::head_many`]), then one PUT per variant when any is stale. A
+//! duplicate delivery stops after the HEADs.
 
 use std::any::Any;
 use std::fmt;
@@ -335,7 +336,26 @@ pub struct Report {
 /// Plans one key: check the key, read the source (refusing one over the
 /// size limit unread, or one that is itself a variant), probe its header,
 /// list the variants and look at each. Never writes; never panics (a
-/// codec's panic is the plan's failure).
+/// codec's panic is the plan's failure). A dry run is this alone.
+///
+/// ```
+/// use resize_core::{carry_out, plan_job, Action, Found, JobOptions, MemoryStorage, Recipe, Skip, Width};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let mut jpeg = Vec::new();
+/// # image::RgbImage::from_pixel(800, 600, image::Rgb([10, 120, 200]))
+/// #     .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)?;
+/// let store = MemoryStorage::new();
+/// store.insert("a.jpg", jpeg);
+/// let recipe = Recipe::builder().widths(&[Width::new(360).expect("a valid width")]).build()?;
+/// let plan = plan_job(&store, &recipe, "a.jpg", JobOptions::default());
+/// let Action::Write(planned) = &plan.action else { panic!("{:?}", plan.action) };
+/// assert_eq!((planned[0].variant.key.as_str(), &planned[0].found), ("a-360.jpg", &Found::Missing));
+/// carry_out(&store, &recipe, plan);
+/// // Written from this version of the source: the next plan has nothing to do.
+/// let again = plan_job(&store, &recipe, "a.jpg", JobOptions::default());
+/// assert!(matches!(again.action, Action::Skip(Skip::UpToDate)));
+/// # Ok(()) }
+/// ```
 pub fn plan_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOptions) -> Plan {
     let mut plan = Plan {
         key: key.to_owned(),
@@ -392,9 +412,17 @@ fn plan_steps(
     if variants.is_empty() {
         return Ok(Err(Skip::TooNarrow { width: probe.width }));
     }
+    let keys: Vec<&str> = variants.iter().map(|v| v.key.as_str()).collect();
+    let mut heads = storage.head_many(&keys).into_iter();
     let mut planned = Vec::with_capacity(variants.len());
     for variant in variants {
-        let found = storage.head(&variant.key).map_err(|source| JobError::Check {
+        let head = heads.next().unwrap_or_else(|| {
+            Err(StorageError::Permanent {
+                message: "the store answered fewer heads than it was asked".to_owned(),
+                source: None,
+            })
+        });
+        let found = head.map_err(|source| JobError::Check {
             key: variant.key.clone(),
             source,
         })?;

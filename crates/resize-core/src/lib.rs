@@ -36,6 +36,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With a [`Storage`] (S3, a directory, [`MemoryStorage`]), [`run_job`] takes
+//! one key from source to stored variants: [`plan_job`] decides (and is a
+//! dry run by itself), [`carry_out`] renders and writes; variants of a
+//! removed source go with [`remove_variants`].
+//!
 //! Everything is exported here, at the root; the pipeline's stages one at
 //! a time are in [`stages`].
 //!

@@ -129,6 +129,14 @@ pub trait Storage: Sync {
     /// What the store knows of `key`; `None` when nothing is there.
     fn head(&self, key: &str) -> Result<Option<Meta>, StorageError>;
 
+    /// [`Storage::head`] of each key, answers in the same order. The
+    /// default asks one after another; a store whose requests can overlap
+    /// (S3) sends them together, so a job's look at its variants costs one
+    /// round trip.
+    fn head_many(&self, keys: &[&str]) -> Vec<Result<Option<Meta>, StorageError>> {
+        keys.iter().map(|k| self.head(k)).collect()
+    }
+
     /// Reads a whole object of at most `limit` bytes. A larger one is
     /// [`StorageError::TooLarge`] and is not read (its size is known before
     /// the body arrives).

@@ -238,6 +238,30 @@ impl Storage for S3Store {
         self.handle.block_on(self.head_async(key))
     }
 
+    /// All at once, each on its own task: one round trip for a job's
+    /// variants rather than one per variant.
+    fn head_many(&self, keys: &[&str]) -> Vec<Result<Option<Meta>, StorageError>> {
+        self.handle.block_on(async {
+            let tasks: Vec<_> = keys
+                .iter()
+                .map(|k| {
+                    let (store, key) = (self.clone(), (*k).to_owned());
+                    tokio::spawn(async move { store.head_async(&key).await })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(tasks.len());
+            for (task, key) in tasks.into_iter().zip(keys) {
+                out.push(task.await.unwrap_or_else(|e| {
+                    Err(StorageError::Transient {
+                        message: format!("s3 head `{key}` did not finish"),
+                        source: Some(Box::new(e)),
+                    })
+                }));
+            }
+            out
+        })
+    }
+
     fn get(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
         self.handle.block_on(self.get_async(key, limit))
     }

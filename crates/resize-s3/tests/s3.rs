@@ -244,3 +244,18 @@ fn unreachable_store_is_transient() {
         Ok(h) => panic!("a dead server answered {h:?}"),
     }
 }
+
+#[test]
+fn head_many_answers_each_key_in_order() {
+    let world = World::new();
+    let s3 = store(&world);
+    put(&s3, "a.jpg", b"aa", &[]);
+    put(&s3, "c.jpg", b"cccc", &[]);
+    let sizes: Vec<Option<u64>> = s3
+        .head_many(&["c.jpg", "b.jpg", "a.jpg", "c.jpg"])
+        .into_iter()
+        .map(|r| r.expect("head").and_then(|m| m.size))
+        .collect();
+    assert_eq!(sizes, [Some(4), None, Some(2), Some(4)]);
+    assert!(s3.head_many(&[]).is_empty());
+}
