@@ -4,8 +4,7 @@
 //! - no `dbg!`, `todo!`, `unimplemented!` or `#[ignore]` anywhere in `crates/`, except
 //!   `#[ignore = "benchmark; ..."]` on a benchmark that `cargo xtask bench` runs;
 //! - no `.unwrap()` or `.expect(` in library or binary code (before a file's
-//!   `#[cfg(test)]`; resize-testkit is test code) unless the line or the one above
-//!   says why it cannot fail;
+//!   `#[cfg(test)]`) unless the line or the one above says why it cannot fail;
 //! - no `#[error("…{source}…")]`: a message never repeats its source, which
 //!   `error_chain` prints after it;
 //! - the release profile never sets `panic = "abort"` (the CLI contains panics per image).
@@ -51,9 +50,7 @@ pub fn run(root: &Path) -> Result<()> {
                     i + 1
                 ));
             }
-            // resize-testkit is test support: its panics are test failures.
             let is_test_code = rel.contains("/tests/")
-                || rel.starts_with("crates/resize-testkit/")
                 || rel.contains("/examples/")
                 || rel.contains("/benches/")
                 || rel.starts_with("xtask");

@@ -55,31 +55,21 @@ impl ImageLine {
     }
 
     pub fn from_report(report: Report) -> ImageLine {
-        let mut line = ImageLine {
-            key: report.key,
-            status: Status::Written,
-            reason: None,
-            bytes_in: report.bytes_in,
-            variants: Vec::new(),
-        };
-        match report.outcome {
-            Outcome::Written(vs) => line.variants = vs.into_iter().map(Variant::from).collect(),
-            Outcome::Skipped(skip) => {
-                line.status = Status::Skipped;
-                line.reason = Some(skip.to_string());
-            }
-            Outcome::Failed(e) => {
-                line.status = Status::Failed;
-                line.reason = Some(error_chain(&e));
-            }
+        let (status, reason, variants) = match report.outcome {
+            Outcome::Written(vs) => (Status::Written, None, vs.into_iter().map(Variant::from).collect()),
+            Outcome::Skipped(skip) => (Status::Skipped, Some(skip.to_string()), Vec::new()),
+            Outcome::Failed(e) => (Status::Failed, Some(error_chain(&e)), Vec::new()),
             // `Outcome` is non-exhaustive; a new kind is reported, not lost.
             #[allow(unreachable_patterns)]
-            other => {
-                line.status = Status::Failed;
-                line.reason = Some(format!("{other:?}"));
-            }
+            other => (Status::Failed, Some(format!("{other:?}")), Vec::new()),
+        };
+        ImageLine {
+            key: report.key,
+            status,
+            reason,
+            bytes_in: report.bytes_in,
+            variants,
         }
-        line
     }
 
     fn bytes_out(&self) -> u64 {
@@ -90,39 +80,30 @@ impl ImageLine {
 /// A plan as a dry run prints it: the variants a run would write, each
 /// with what its key holds now.
 pub fn planned(plan: Plan) -> ImageLine {
-    let mut line = ImageLine {
-        key: plan.key,
-        status: Status::Planned,
-        reason: None,
-        bytes_in: plan.bytes_in,
-        variants: Vec::new(),
-    };
-    match plan.action {
+    let (status, reason, variants) = match plan.action {
         Action::Write(planned) => {
-            line.variants = planned
+            let variants = planned
                 .into_iter()
                 .map(|p| Variant {
                     found: Some(p.found.to_string()),
                     ..Variant::from(p.variant)
                 })
                 .collect();
+            (Status::Planned, None, variants)
         }
-        Action::Skip(skip) => {
-            line.status = Status::Skipped;
-            line.reason = Some(skip.to_string());
-        }
-        Action::Fail(e) => {
-            line.status = Status::Failed;
-            line.reason = Some(error_chain(&e));
-        }
+        Action::Skip(skip) => (Status::Skipped, Some(skip.to_string()), Vec::new()),
+        Action::Fail(e) => (Status::Failed, Some(error_chain(&e)), Vec::new()),
         // `Action` is non-exhaustive; a new kind is reported, not lost.
         #[allow(unreachable_patterns)]
-        other => {
-            line.status = Status::Failed;
-            line.reason = Some(format!("{other:?}"));
-        }
+        other => (Status::Failed, Some(format!("{other:?}")), Vec::new()),
+    };
+    ImageLine {
+        key: plan.key,
+        status,
+        reason,
+        bytes_in: plan.bytes_in,
+        variants,
     }
-    line
 }
 
 impl From<resize_core::Variant> for Variant {

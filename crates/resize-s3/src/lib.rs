@@ -121,7 +121,7 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| classify(e, key, "get"))?;
-        let size = out.content_length().and_then(|n| u64::try_from(n).ok());
+        let size = length(out.content_length());
         // The length arrives with the headers: an oversized object is
         // refused before its body is read (dropping the body closes it).
         if let Some(size) = size.filter(|&s| s > limit) {
@@ -131,12 +131,7 @@ impl S3Store {
                 limit,
             });
         }
-        let meta = Meta {
-            version: etag(out.e_tag()),
-            size,
-            modified: out.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
-            metadata: Some(decoded(out.metadata())),
-        };
+        let meta = meta(out.e_tag(), size, out.last_modified(), out.metadata());
         let bytes = out.body.collect().await.map_err(|e| StorageError::Transient {
             message: format!("cannot read body of `{key}`"),
             source: Some(Box::new(e)),
@@ -156,12 +151,12 @@ impl S3Store {
             .send()
             .await
         {
-            Ok(out) => Ok(Some(Meta {
-                version: etag(out.e_tag()),
-                size: out.content_length().and_then(|n| u64::try_from(n).ok()),
-                modified: out.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
-                metadata: Some(decoded(out.metadata())),
-            })),
+            Ok(out) => Ok(Some(meta(
+                out.e_tag(),
+                length(out.content_length()),
+                out.last_modified(),
+                out.metadata(),
+            ))),
             // Without `s3:ListBucket` (which least privilege leaves out), S3
             // answers a HEAD of a missing key with 403, not 404. The function
             // may read every key it looks at, so 403 here means "absent".
@@ -281,16 +276,30 @@ impl Storage for S3Store {
     }
 }
 
-fn etag(raw: Option<&str>) -> Option<String> {
-    raw.map(|e| e.trim_matches('"').to_owned())
+/// What a GET or a HEAD response says of the object: the ETag without
+/// its quotes, and the metadata decoded with lower-case names.
+fn meta(
+    etag: Option<&str>,
+    size: Option<u64>,
+    modified: Option<&aws_sdk_s3::primitives::DateTime>,
+    metadata: Option<&std::collections::HashMap<String, String>>,
+) -> Meta {
+    Meta {
+        version: etag.map(|e| e.trim_matches('"').to_owned()),
+        size,
+        modified: modified.and_then(|t| SystemTime::try_from(*t).ok()),
+        metadata: Some(
+            metadata
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.to_lowercase(), decode_meta(v)))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+    }
 }
 
-fn decoded(metadata: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
-    metadata
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.to_lowercase(), decode_meta(v)))
-        .collect()
+fn length(content_length: Option<i64>) -> Option<u64> {
+    content_length.and_then(|n| u64::try_from(n).ok())
 }
 
 /// Sorts an SDK error into the core's kinds.

@@ -37,7 +37,7 @@ fn listed(s3: &S3Store, prefix: &str) -> Vec<String> {
 
 #[test]
 fn put_head_get_list_delete_round_trip() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let s3 = store(&world);
     let source = "original/naïve/日本 (1) +100% a.b.jpg";
     let bytes = b"not really a jpeg, but S3 does not care".to_vec();
@@ -101,7 +101,7 @@ fn put_head_get_list_delete_round_trip() {
 
 #[test]
 fn an_object_over_the_limit_is_refused_unread() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let s3 = store(&world);
     put(&s3, "original/big.jpg", &[7; 5000], &[]);
     match s3.get("original/big.jpg", 4999) {
@@ -115,7 +115,7 @@ fn an_object_over_the_limit_is_refused_unread() {
 
 #[test]
 fn metadata_values_survive_real_s3() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let s3 = store(&world);
     for (i, value) in [
         "plain/key.jpg",
@@ -139,7 +139,7 @@ fn metadata_values_survive_real_s3() {
 
 #[test]
 fn odd_keys_work_as_they_are() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let s3 = store(&world);
     let keys = [
         "original/trips/summer 2024/beach (copy).jpg",
@@ -170,7 +170,7 @@ fn odd_keys_work_as_they_are() {
 
 #[test]
 fn missing_objects_and_buckets() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let s3 = store(&world);
     match s3.get("original/missing.jpg", 1000) {
         Err(StorageError::NotFound(key)) => assert_eq!(key, "original/missing.jpg"),
@@ -204,7 +204,7 @@ fn missing_objects_and_buckets() {
 
 #[test]
 fn list_follows_continuation_tokens_and_stops_when_asked() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let s3 = store(&world);
     let n = 1003;
     std::thread::scope(|scope| {
@@ -235,7 +235,7 @@ fn list_follows_continuation_tokens_and_stops_when_asked() {
 
 #[test]
 fn unreachable_store_is_transient() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let mut world = world;
     let s3 = store(&world);
     world.kill_moto();
@@ -247,7 +247,7 @@ fn unreachable_store_is_transient() {
 
 #[test]
 fn head_many_answers_each_key_in_order() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let s3 = store(&world);
     put(&s3, "a.jpg", b"aa", &[]);
     put(&s3, "c.jpg", b"cccc", &[]);

@@ -45,11 +45,23 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("cannot bind a loopback port")
-        .port()
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A tokio runtime with `workers` threads and a listener on a free
+/// loopback port: what the test servers (the Runtime API, the S3 proxy)
+/// run on.
+pub(crate) fn loopback_server(
+    workers: usize,
+) -> std::io::Result<(tokio::runtime::Runtime, tokio::net::TcpListener, u16)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))?;
+    let port = listener.local_addr()?.port();
+    Ok((runtime, listener, port))
 }
 
 /// Copies a child's output into a shared string, line by line.
@@ -89,15 +101,16 @@ fn moto_binary() -> PathBuf {
 
 impl Moto {
     /// Starts moto on a free loopback port.
-    pub fn start() -> Moto {
+    pub fn start() -> Result<Moto, String> {
         let mut last = String::new();
         for _ in 0..3 {
-            match Moto::start_on(free_port()) {
-                Ok(m) => return m,
+            let port = free_port().map_err(|e| format!("cannot bind a loopback port: {e}"))?;
+            match Moto::start_on(port) {
+                Ok(m) => return Ok(m),
                 Err(e) => last = e,
             }
         }
-        panic!("moto_server did not start: {last}");
+        Err(format!("moto_server did not start: {last}"))
     }
 
     /// Starts moto on `port` and waits until it answers HTTP.
@@ -110,8 +123,11 @@ impl Moto {
             .spawn()
             .map_err(|e| format!("cannot run moto_server: {e}"))?;
         let log = Arc::new(Mutex::new(String::new()));
-        capture(child.stdout.take().expect("piped"), Arc::clone(&log));
-        capture(child.stderr.take().expect("piped"), Arc::clone(&log));
+        // Both are `Some`: they were piped above, and nothing took them yet.
+        if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
+            capture(out, Arc::clone(&log));
+            capture(err, Arc::clone(&log));
+        }
         let mut moto = Moto { child, port, log };
         let started = Instant::now();
         loop {
@@ -194,15 +210,14 @@ pub fn client(port: u16) -> Client {
 }
 
 impl World {
-    /// Starts moto and creates [`BUCKET`]. Not a `Default`: it starts a server.
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> World {
+    /// Starts moto and creates [`BUCKET`].
+    pub fn new() -> Result<World, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .expect("tokio runtime");
-        let moto = Moto::start();
+            .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
+        let moto = Moto::start()?;
         let port = moto.port;
         let world = World {
             rt,
@@ -210,18 +225,20 @@ impl World {
             port,
             client: client(port),
         };
-        world.create_bucket();
-        world
+        world.create_bucket()?;
+        Ok(world)
     }
 
-    pub fn moto(&self) -> &Moto {
-        self.moto.as_ref().expect("moto is running")
+    /// The S3 server, unless [`World::kill_moto`] stopped it.
+    pub fn moto(&self) -> Option<&Moto> {
+        self.moto.as_ref()
     }
 
-    pub fn create_bucket(&self) {
+    pub fn create_bucket(&self) -> Result<(), String> {
         self.rt
             .block_on(self.client.create_bucket().bucket(BUCKET).send())
-            .expect("create bucket");
+            .map(drop)
+            .map_err(|e| format!("cannot create bucket {BUCKET}: {e:?}"))
     }
 
     /// Kills the S3 server.
@@ -230,18 +247,18 @@ impl World {
     }
 
     /// Starts a fresh (empty) S3 server on the same port.
-    pub fn restart_moto(&mut self) {
+    pub fn restart_moto(&mut self) -> Result<(), String> {
         let started = Instant::now();
         let moto = loop {
             match Moto::start_on(self.port) {
                 Ok(m) => break m,
                 // The old socket may linger for a moment.
-                Err(e) if started.elapsed() > WAIT => panic!("moto did not restart: {e}"),
+                Err(e) if started.elapsed() > WAIT => return Err(format!("moto did not restart: {e}")),
                 Err(_) => thread::sleep(Duration::from_millis(200)),
             }
         };
         self.moto = Some(moto);
-        self.create_bucket();
+        self.create_bucket()
     }
 
     pub fn put(&self, key: &str, bytes: Vec<u8>, metadata: &[(&str, &str)]) {

@@ -7,7 +7,6 @@
 //! has to retry, as with S3 itself.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -93,19 +92,8 @@ pub struct S3Proxy {
 
 impl S3Proxy {
     /// Starts a proxy to the S3 server on `upstream` (a loopback port).
-    pub fn start(upstream: u16, mode: Mode) -> S3Proxy {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime for the proxy");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(SocketAddr::from((
-                [127, 0, 0, 1],
-                0,
-            ))))
-            .expect("bind the proxy");
-        let port = listener.local_addr().expect("local addr").port();
+    pub fn start(upstream: u16, mode: Mode) -> std::io::Result<S3Proxy> {
+        let (runtime, listener, port) = crate::loopback_server(2)?;
         let shared = Arc::new(Shared {
             upstream,
             mode: Mutex::new(mode),
@@ -137,11 +125,11 @@ impl S3Proxy {
                 });
             }
         });
-        S3Proxy {
+        Ok(S3Proxy {
             shared,
             runtime: Some(runtime),
             port,
-        }
+        })
     }
 
     /// Changes which requests fail from now on.

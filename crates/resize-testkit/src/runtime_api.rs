@@ -5,7 +5,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -76,19 +75,8 @@ pub struct RuntimeApi {
 
 impl RuntimeApi {
     /// Starts serving on a free loopback port.
-    pub fn start() -> RuntimeApi {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime for the Runtime API");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(SocketAddr::from((
-                [127, 0, 0, 1],
-                0,
-            ))))
-            .expect("bind the Runtime API");
-        let port = listener.local_addr().expect("local addr").port();
+    pub fn start() -> std::io::Result<RuntimeApi> {
+        let (runtime, listener, port) = crate::loopback_server(1)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -107,11 +95,11 @@ impl RuntimeApi {
                 });
             }
         });
-        RuntimeApi {
+        Ok(RuntimeApi {
             shared,
             runtime: Some(runtime),
             port,
-        }
+        })
     }
 
     /// Queues an event; returns its request id.
@@ -289,7 +277,7 @@ mod tests {
     #[test]
     fn next_response_and_init_error_over_http() {
         use std::io::{Read, Write};
-        let api = RuntimeApi::start();
+        let api = RuntimeApi::start().expect("start the Runtime API");
         let exchange = |request: String| {
             let mut s = std::net::TcpStream::connect(("127.0.0.1", api.port)).expect("connect");
             s.write_all(request.as_bytes()).expect("write");

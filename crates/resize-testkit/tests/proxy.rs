@@ -8,8 +8,8 @@ use resize_testkit::{client, World, BUCKET};
 
 #[test]
 fn relays_and_counts_every_request() {
-    let world = World::new();
-    let proxy = S3Proxy::start(world.port, Mode::Pass);
+    let world = World::new().expect("an S3 world: moto and a bucket");
+    let proxy = S3Proxy::start(world.port, Mode::Pass).expect("start the S3 proxy");
     let through = client(proxy.port);
     let body = vec![42u8; 70_000];
     world.rt.block_on(async {
@@ -64,9 +64,9 @@ fn relays_and_counts_every_request() {
 
 #[test]
 fn faults_reach_the_client() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     world.put("k.jpg", b"x".to_vec(), &[]);
-    let proxy = S3Proxy::start(world.port, Mode::Always("GET", Fault::SlowDown));
+    let proxy = S3Proxy::start(world.port, Mode::Always("GET", Fault::SlowDown)).expect("start the S3 proxy");
     let through = client(proxy.port);
     let err = world
         .rt

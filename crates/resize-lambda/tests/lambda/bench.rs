@@ -32,7 +32,7 @@ fn lambda_bench() {
     println!("|---|---|---:|---:|---:|---:|");
     for photo in photos {
         let name = photo.file_name().expect("a file").to_string_lossy().into_owned();
-        let world = World::new();
+        let world = World::new().expect("an S3 world: moto and a bucket");
         let bytes = std::fs::read(&photo).expect("photo");
         let mut keys = Vec::new();
         for i in 0..=WARM_RUNS {

@@ -69,9 +69,9 @@ fn put_sources(world: &World) -> Value {
 
 #[test]
 fn faults_within_the_retry_budget_are_absorbed() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let event = put_sources(&world);
-    let proxy = S3Proxy::start(world.port, Mode::FirstAttemptOfEvery(2));
+    let proxy = S3Proxy::start(world.port, Mode::FirstAttemptOfEvery(2)).expect("start the S3 proxy");
     let mut lambda = Lambda::start_with_s3_port(proxy.port, SETTINGS);
     let answer = lambda.invoke(&event).response();
     assert_eq!(
@@ -125,9 +125,9 @@ fn faults_within_the_retry_budget_are_absorbed() {
 
 #[test]
 fn puts_failing_for_good_fail_the_record_and_redelivery_finishes() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let event = put_sources(&world);
-    let proxy = S3Proxy::start(world.port, Mode::Always("PUT", Fault::SlowDown));
+    let proxy = S3Proxy::start(world.port, Mode::Always("PUT", Fault::SlowDown)).expect("start the S3 proxy");
     let mut lambda = Lambda::start_with_s3_port(proxy.port, SETTINGS);
     // Transient: the invocation fails so Lambda retries it.
     let error = lambda.invoke(&event).error();

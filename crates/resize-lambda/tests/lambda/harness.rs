@@ -58,7 +58,7 @@ impl Lambda {
 
     /// As [`Lambda::start`], for an S3 endpoint on `s3_port` (maybe nothing).
     pub fn start_with_s3_port(s3_port: u16, settings: &[(&str, &str)]) -> Lambda {
-        let api = RuntimeApi::start();
+        let api = RuntimeApi::start().expect("start the Runtime API");
         let mut env: Vec<(String, String)> = [
             ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", api.port)),
             ("AWS_LAMBDA_FUNCTION_NAME", "resize".to_owned()),

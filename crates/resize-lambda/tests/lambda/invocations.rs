@@ -68,7 +68,7 @@ fn check_variants(world: &World, source: &str, prefix: &str, expect: &[(&str, u3
 
 #[test]
 fn put_event_writes_every_width_up_to_the_source_width() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     world.put_fixture("original/trips/a.jpg", "images/photo-16x9.jpg");
     let mut lambda = Lambda::start(&world, &[]);
     let answer = lambda.invoke(&event("s3-put")).response();
@@ -89,7 +89,7 @@ fn put_event_writes_every_width_up_to_the_source_width() {
 
 #[test]
 fn webp_twins_when_asked() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     world.put_fixture("original/trips/a.jpg", "images/photo-4x3.jpg");
     let mut lambda = Lambda::start(&world, &[("FORMATS", "jpeg,webp")]);
     let answer = lambda.invoke(&event("s3-put")).response();
@@ -109,7 +109,7 @@ fn webp_twins_when_asked() {
 
 #[test]
 fn phone_photos_come_out_upright() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     world.put_fixture("original/trips/a.jpg", "images/phone-orient6.jpg");
     // Two widths keep the 12 MP case quick in a debug build.
     let mut lambda = Lambda::start(&world, &[("SIZES", "360,2200")]);
@@ -144,7 +144,7 @@ fn phone_photos_come_out_upright() {
 
 #[test]
 fn encoded_keys_are_decoded() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let sources = [
         (
             "original/trips/summer 2024/beach (copy).jpg",
@@ -177,7 +177,7 @@ fn encoded_keys_are_decoded() {
 
 #[test]
 fn several_records_permanent_failures_do_not_fail_the_invocation() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     world.put_fixture("original/trips/a.jpg", "images/photo-16x9.jpg");
     world.put_fixture("original/trips/b.jpg", "images/photo-4x3.jpg");
     world.put_fixture("original/trips/broken.jpg", "bad/truncated-jpg.jpg");
@@ -214,8 +214,11 @@ fn several_records_permanent_failures_do_not_fail_the_invocation() {
 /// The S3 requests moto logged, by method and key prefix, in the order
 /// source GET, source HEAD, variant HEAD, variant PUT.
 fn requests(world: &World) -> [usize; 4] {
-    world.moto().sync(&world.client, &world.rt);
-    let n = |line: &str| world.moto().requests(line);
+    world
+        .moto()
+        .expect("moto is running")
+        .sync(&world.client, &world.rt);
+    let n = |line: &str| world.moto().expect("moto is running").requests(line);
     [
         n(&format!("GET /{BUCKET}/original/")),
         n(&format!("HEAD /{BUCKET}/original/")),
@@ -230,7 +233,7 @@ fn delta(after: [usize; 4], before: [usize; 4]) -> [usize; 4] {
 
 #[test]
 fn duplicate_delivery_writes_nothing_the_second_time() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     world.put_fixture("original/trips/a.jpg", "images/photo-16x9.jpg");
     let mut lambda = Lambda::start(&world, &[]);
     let start = requests(&world);
@@ -278,7 +281,7 @@ fn duplicate_delivery_writes_nothing_the_second_time() {
 
 #[test]
 fn a_variant_of_another_source_is_never_overwritten() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     world.put_fixture("original/trips/a.jpg", "images/photo-16x9.jpg");
     world.put_fixture("original/trips/a.png", "images/photo-4x3.jpg");
     let mut lambda = Lambda::start(&world, &[]);
@@ -306,7 +309,7 @@ fn a_variant_of_another_source_is_never_overwritten() {
 
 #[test]
 fn objects_carrying_variant_metadata_are_not_sources() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     world.put(
         "original/trips/copied.jpg",
         fixture("images/photo-4x3.jpg"),
@@ -330,7 +333,7 @@ fn objects_carrying_variant_metadata_are_not_sources() {
 
 #[test]
 fn sqs_batch() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     world.put_fixture("original/queue/q1.jpg", "images/photo-16x9.jpg");
     world.put_fixture("original/queue/q2.jpg", "images/photo-4x3.jpg");
     let mut lambda = Lambda::start(&world, &[]);
@@ -361,7 +364,7 @@ fn sqs_batch() {
 
 #[test]
 fn sns_eventbridge_test_and_unknown_events() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     // SNS carries the S3 notification, key form-encoded (`from+sns`);
     // EventBridge carries the key as it is (`a+b (1)`).
     world.put_fixture("original/sns/from sns.jpg", "images/photo-4x3.jpg");
@@ -423,7 +426,7 @@ const ALL: [&str; 5] = [
 
 #[test]
 fn removal_deletes_only_the_sources_variants_when_enabled() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let mut off = Lambda::start(&world, &[]);
     removal_setup(&world, &mut off);
     assert_eq!(world.keys("resized/"), ALL);
@@ -463,7 +466,7 @@ fn removal_deletes_only_the_sources_variants_when_enabled() {
 /// event's `sequencer`).
 #[test]
 fn removal_of_a_source_that_exists_again_keeps_its_variants() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let mut lambda = Lambda::start(&world, &[("DELETE_VARIANTS", "true")]);
     removal_setup(&world, &mut lambda);
     // Deleted, then uploaded again before the removal event arrives:
@@ -474,7 +477,7 @@ fn removal_of_a_source_that_exists_again_keeps_its_variants() {
 
 #[test]
 fn s3_outage_fails_the_invocation_and_redelivery_recovers() {
-    let mut world = World::new();
+    let mut world = World::new().expect("an S3 world: moto and a bucket");
     world.put_fixture("original/trips/a.jpg", "images/photo-16x9.jpg");
     let mut lambda = Lambda::start(&world, &[]);
     assert!(lambda.cold_start().is_some(), "bootstrap never polled");
@@ -496,7 +499,7 @@ fn s3_outage_fails_the_invocation_and_redelivery_recovers() {
     );
 
     // S3 is back (empty): recreate the source and redeliver.
-    world.restart_moto();
+    world.restart_moto().expect("moto restarts");
     world.put_fixture("original/trips/a.jpg", "images/photo-16x9.jpg");
     assert_eq!(
         lambda.invoke(&event("s3-put")).response(),
@@ -552,7 +555,7 @@ fn log_line<'a>(lines: &'a [Value], message: &str, key: Option<&str>) -> Option<
 
 #[test]
 fn logs_metrics_and_cold_start() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     world.put_fixture("original/trips/a.jpg", "images/photo-16x9.jpg");
     let mut lambda = Lambda::start(&world, &[]);
     let cold = lambda.cold_start().expect("bootstrap polled for an invocation");
@@ -623,7 +626,7 @@ fn logs_metrics_and_cold_start() {
 /// it should be `.instrument(span)`.)
 #[test]
 fn per_image_log_lines_name_the_request() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     world.put_fixture("original/trips/a.jpg", "images/photo-16x9.jpg");
     let mut lambda = Lambda::start(&world, &[]);
     let (id, answer) = lambda.invoke_with_id(&event("s3-put"));

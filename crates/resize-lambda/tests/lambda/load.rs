@@ -57,7 +57,7 @@ fn sqs_record(id: &str, key: &str) -> Value {
 
 #[test]
 fn a_hundred_records_and_an_sqs_batch_fit_the_configured_memory() {
-    let world = World::new();
+    let world = World::new().expect("an S3 world: moto and a bucket");
     let direct = uploads(&world, "direct", 100);
     let queued = uploads(&world, "queued", 10);
     let memory = MEMORY_MB.to_string();
