@@ -291,6 +291,74 @@ fn colour_managed(out: &mut Out) -> Result<()> {
     out.write("images/prophoto.png", &png)
 }
 
+/// The sRGB colour of each ink alone on paper in `cmyk_profile`: C, M, Y, K.
+/// Inks overprint by multiplying in linear light (a subtractive model), so
+/// M+Y is (230, 25, 6) and C+M is (0, 14, 126), where the naive conversion
+/// gives (255, 0, 0) and (0, 0, 255).
+const INKS: [[u8; 3]; 4] = [[0, 160, 230], [230, 30, 140], [255, 235, 20], [35, 31, 32]];
+
+fn srgb_to_linear(v: u8) -> f64 {
+    let c = f64::from(v) / 255.0;
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// A small CMYK output profile (ICC v4, one lut16 A2B table, PCS XYZ) whose
+/// 16 grid corners are every overprint of `INKS` on white paper. It stands
+/// in for a press profile such as SWOP or FOGRA, which cannot be bundled.
+fn cmyk_profile() -> ColorProfile {
+    use moxcms::{DataColorSpace, LutDataType, LutStore, LutType, LutWarehouse, Matrix3d, ProfileClass};
+    // Linear sRGB to XYZ (D50, Bradford-adapted), the ICC PCS.
+    const TO_XYZ: [[f64; 3]; 3] = [
+        [0.436_074_7, 0.385_064_9, 0.143_080_4],
+        [0.222_504_5, 0.716_878_6, 0.060_616_9],
+        [0.013_932_2, 0.097_104_5, 0.714_173_3],
+    ];
+    let mut clut = Vec::with_capacity(16 * 3);
+    // The first input channel (C) varies slowest.
+    for corner in 0..16usize {
+        let mut lin = [1.0f64; 3];
+        for (ink, colour) in INKS.iter().enumerate() {
+            if corner & (8 >> ink) != 0 {
+                for (l, &v) in lin.iter_mut().zip(colour) {
+                    *l *= srgb_to_linear(v);
+                }
+            }
+        }
+        for row in TO_XYZ {
+            let xyz = row[0] * lin[0] + row[1] * lin[1] + row[2] * lin[2];
+            // lut16 XYZ encoding: 0x8000 is 1.0.
+            clut.push((xyz * 32768.0).round().clamp(0.0, 65535.0) as u16);
+        }
+    }
+    let lut = LutWarehouse::Lut(LutDataType {
+        num_input_channels: 4,
+        num_output_channels: 3,
+        num_clut_grid_points: 2,
+        matrix: Matrix3d::IDENTITY,
+        num_input_table_entries: 2,
+        num_output_table_entries: 2,
+        input_table: LutStore::Store16([0, 65535].repeat(4)),
+        clut_table: LutStore::Store16(clut),
+        output_table: LutStore::Store16([0, 65535].repeat(3)),
+        lut_type: LutType::Lut16,
+    });
+    let mut profile = ColorProfile::new_srgb();
+    profile.pcs = DataColorSpace::Xyz;
+    profile.color_space = DataColorSpace::Cmyk;
+    profile.profile_class = ProfileClass::OutputDevice;
+    profile.red_trc = None;
+    profile.green_trc = None;
+    profile.blue_trc = None;
+    profile.cicp = None;
+    profile.lut_a_to_b_perceptual = Some(lut.clone());
+    profile.lut_a_to_b_colorimetric = Some(lut);
+    profile
+}
+
 /// Serialises an ICC profile with a fixed creation date. moxcms stamps the current
 /// time into the header, which would make every regeneration differ.
 fn icc_bytes(profile: &ColorProfile) -> Result<Vec<u8>> {
@@ -409,6 +477,15 @@ fn pixel_formats(out: &mut Out) -> Result<()> {
     }
     .encode(&cmyk, w, h, JpegColor::Cmyk)?;
     out.write("images/cmyk.jpg", &jpeg)?;
+    // The same inks with a CMYK profile embedded: its colours are not the naive ones.
+    let jpeg = Jpeg {
+        quality: 95,
+        sampling: SamplingFactor::R_4_4_4,
+        ..Jpeg::default()
+    }
+    .icc(icc_bytes(&cmyk_profile())?)
+    .encode(&cmyk, w, h, JpegColor::Cmyk)?;
+    out.write("images/cmyk-profile.jpg", &jpeg)?;
 
     // 16-bit RGB: PNG stores samples big-endian.
     let (w, h) = (160u32, 120u32);

@@ -86,5 +86,5 @@ pub use values::{
 /// profiling (the stage benchmark in `resize-bench`) or for programs that
 /// want the decoded or resized pixels themselves.
 pub mod stages {
-    pub use crate::pixels::{decode, encode, resize, Decoded};
+    pub use crate::pixels::{decode, encode, resize, Channels, Decoded};
 }

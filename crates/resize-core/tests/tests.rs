@@ -166,6 +166,43 @@ fn cmyk_jpeg_keeps_its_colours() {
     );
 }
 
+/// The colour of overprinted inks in `cmyk-profile.jpg`'s profile, computed
+/// from the model the fixture generator documents (inks multiply in linear
+/// light; see fixtures/README.md), not through the renderer's code.
+fn overprint(inks: &[[u8; 3]]) -> [u8; 4] {
+    let lin = |v: u8| {
+        let c = f64::from(v) / 255.0;
+        if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+    };
+    let enc = |l: f64| {
+        let c = if l <= 0.003_130_8 { l * 12.92 } else { 1.055 * l.powf(1.0 / 2.4) - 0.055 };
+        (c * 255.0).round().clamp(0.0, 255.0) as u8
+    };
+    let mut out = [1.0f64; 3];
+    for ink in inks {
+        for (o, &v) in out.iter_mut().zip(ink) {
+            *o *= lin(v);
+        }
+    }
+    [enc(out[0]), enc(out[1]), enc(out[2]), 255]
+}
+
+#[test]
+fn cmyk_jpeg_with_a_profile_is_converted_through_it() {
+    const MAGENTA: [u8; 3] = [230, 30, 140];
+    const YELLOW: [u8; 3] = [255, 235, 20];
+    const CYAN: [u8; 3] = [0, 160, 230];
+    let out = render(&fixture("cmyk-profile.jpg"), &recipe(&[("SIZES", "60"), ("FORMATS", "png")])).unwrap();
+    let img = decode(&out[0]);
+    for (x, inks, naive) in [(10, [MAGENTA, YELLOW], RED), (50, [CYAN, MAGENTA], BLUE)] {
+        let want = overprint(&inks);
+        let got = img.get_pixel(x, 20);
+        assert!(close(got, want, 8), "x={x}: got {got:?}, want {want:?}");
+        // The profile matters: the naive conversion is far from it.
+        assert!(!close(got, naive, 20), "x={x}: {got:?} is the naive conversion");
+    }
+}
+
 /// The colour a wide-gamut patch must have in sRGB, computed independently
 /// of the renderer's code path with the reference profile.
 fn to_srgb(profile: moxcms::ColorProfile, rgb: [u8; 3]) -> [u8; 3] {
@@ -501,5 +538,88 @@ fn outputs_decode_alike_in_browser_decoders_and_the_image_crate() {
                 out.format
             );
         }
+    }
+}
+
+/// The number of colour components in a JPEG's frame header (SOF0/SOF2).
+fn jpeg_components(bytes: &[u8]) -> u8 {
+    let sof = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0] || w == [0xFF, 0xC2])
+        .expect("a frame header");
+    // FF Cn, length (2), precision (1), height (2), width (2), components.
+    bytes[sof + 9]
+}
+
+#[test]
+fn gray_sources_stay_gray() {
+    let r = recipe(&[("SIZES", "80"), ("FORMATS", "jpeg,webp,png")]);
+    let reference = render(&fixture("gray8.png"), &recipe(&[("SIZES", "80"), ("FORMATS", "png")])).unwrap();
+    let reference = decode(&reference[0]).to_luma8();
+    for name in ["gray.jpg", "gray8.png"] {
+        let out = render(&fixture(name), &r).unwrap();
+        for o in &out {
+            let img = decode(o);
+            match o.format {
+                Format::Jpeg => {
+                    assert_eq!(jpeg_components(&o.bytes), 1, "{name}: a 1-channel JPEG");
+                    assert_eq!(img.color(), image::ColorType::L8, "{name}");
+                }
+                Format::Png => assert_eq!(img.color(), image::ColorType::L8, "{name}"),
+                // Lossy WebP has no gray mode: it is RGB with equal channels.
+                _ => {
+                    let rgb = img.to_rgb8();
+                    let spread = rgb.pixels().map(|p| p[0].abs_diff(p[1]).max(p[1].abs_diff(p[2]))).max();
+                    assert!(spread.unwrap_or(0) <= 3, "{name} WebP is not gray: {spread:?}");
+                }
+            }
+            // Same look as the lossless gray rendering of the same picture.
+            let luma = img.to_luma8();
+            let diffs: Vec<u8> = luma.as_raw().iter().zip(reference.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
+            let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
+            assert!(mean < 3.0, "{name} {:?}: mean difference {mean:.2}", o.format);
+        }
+    }
+    // Gray with alpha keeps its alpha (RGBA), and JPEG of it is RGB.
+    let out = render(&fixture("gray-alpha.png"), &r).unwrap();
+    let formats: Vec<(Format, image::ColorType)> = out.iter().map(|o| (o.format, decode(o).color())).collect();
+    assert!(formats.contains(&(Format::Png, image::ColorType::Rgba8)), "{formats:?}");
+    assert!(out.iter().any(|o| o.format == Format::Jpeg && jpeg_components(&o.bytes) == 3));
+}
+
+/// Largest and mean absolute difference between two equal-sized buffers.
+fn difference(a: &[u8], b: &[u8]) -> (u8, f64) {
+    assert_eq!(a.len(), b.len());
+    let max = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
+    let sum: u64 = a.iter().zip(b).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+    (max, sum as f64 / a.len() as f64)
+}
+
+#[test]
+fn dct_scaled_decoding_matches_a_full_decode() {
+    use resize_core::stages;
+    let bytes = fixture("phone-orient6.jpg");
+    let limits = resize_core::Limits::default();
+    let full = stages::decode(&bytes, limits, None).unwrap();
+    assert_eq!((full.width, full.height), (4032, 3024));
+    // Outputs as large as a half, a quarter and an eighth of the photo
+    // (given upright: 3024 wide) decode at that scale, never smaller.
+    for (largest, scaled) in [
+        ((1512, 2016), (2016, 1512)),
+        ((1000, 1333), (2016, 1512)),
+        ((756, 1008), (1008, 756)),
+        ((378, 504), (504, 378)),
+        ((100, 133), (504, 378)),
+        ((1513, 2017), (4032, 3024)),
+    ] {
+        let d = stages::decode(&bytes, limits, Some(largest)).unwrap();
+        assert_eq!((d.width, d.height), scaled, "largest output {largest:?}");
+        // Every output made from it is within rounding of one made from
+        // the full decode: sizes in the stored orientation.
+        let (w, h) = (largest.1, largest.0);
+        let ours = stages::resize(&d, w, h).unwrap();
+        let reference = stages::resize(&full, w, h).unwrap();
+        let (max, mean) = difference(&ours, &reference);
+        assert!(max <= 12 && mean < 0.5, "largest {largest:?}: max {max}, mean {mean:.3}");
     }
 }

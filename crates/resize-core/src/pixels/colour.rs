@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use moxcms::{ColorProfile, DataColorSpace, Layout, TransformExecutor, TransformOptions};
+use moxcms::{ColorProfile, DataColorSpace, Layout, RenderingIntent, TransformExecutor, TransformOptions};
 
 use crate::values::Rgb;
 
@@ -55,4 +55,54 @@ pub(super) fn srgb_transform(
     transform.transform(&probe, &mut out).ok()?;
     let moved = probe.iter().zip(&out).any(|(a, b)| a.abs_diff(*b) > 2);
     moved.then_some(transform)
+}
+
+/// CMYK (4 bytes per pixel, as libjpeg gives them) to sRGB RGB: through the
+/// embedded CMYK profile when there is one, as sharp and libvips do; else
+/// the naive conversion (no ink is white, full black is black), which is
+/// what a browser shows for an untagged CMYK JPEG. `inverted` samples
+/// (Adobe's convention: 255 is no ink) are flipped first.
+pub(super) fn cmyk_to_rgb(mut cmyk: Vec<u8>, inverted: bool, icc: Option<&[u8]>) -> Vec<u8> {
+    if inverted {
+        for v in &mut cmyk {
+            *v = 255 - *v;
+        }
+    }
+    if let Some(rgb) = icc.and_then(|icc| through_profile(&cmyk, icc)) {
+        return rgb;
+    }
+    let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
+    for px in cmyk.chunks_exact(4) {
+        let k = 255 - u32::from(px[3]);
+        for &ink in &px[..3] {
+            // (255 − ink)·(255 − k) / 255 ≤ 255: fits a u8.
+            rgb.push(((255 - u32::from(ink)) * k / 255) as u8);
+        }
+    }
+    rgb
+}
+
+/// `cmyk` (0 = no ink) through a CMYK profile to sRGB, or `None` when the
+/// profile is not a CMYK profile moxcms can use.
+fn through_profile(cmyk: &[u8], icc: &[u8]) -> Option<Vec<u8>> {
+    let src = ColorProfile::new_from_slice(icc).ok()?;
+    if src.color_space != DataColorSpace::Cmyk {
+        return None;
+    }
+    // Perceptual, the profile's default intent for photos and what sharp
+    // and libvips use: out-of-gamut inks are compressed, not clipped.
+    let transform = src
+        .create_transform_8bit(
+            Layout::Rgba,
+            &ColorProfile::new_srgb(),
+            Layout::Rgb,
+            TransformOptions {
+                rendering_intent: RenderingIntent::Perceptual,
+                ..TransformOptions::default()
+            },
+        )
+        .ok()?;
+    let mut rgb = vec![0; cmyk.len() / 4 * 3];
+    transform.transform(cmyk, &mut rgb).ok()?;
+    Some(rgb)
 }

@@ -191,10 +191,12 @@ pub fn render(bytes: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderErr
     if sizes.is_empty() {
         return Ok(Vec::new());
     }
-    let source = decode::decode(decoder, &probe)?;
+    // `sizes` is ascending and not empty.
+    let largest = sizes[sizes.len() - 1];
+    let source = decode::decode(decoder, &probe, largest)?;
     let resized = resize::resize_all(&source, &sizes)?;
     let meta = Meta {
-        alpha: source.alpha,
+        channels: source.channels,
         orientation: source.orientation,
         to_srgb: source.to_srgb.clone(),
     };
@@ -209,7 +211,7 @@ pub fn render(bytes: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderErr
 
 /// What encoding needs to know about the source once its pixels are gone.
 struct Meta {
-    alpha: bool,
+    channels: Channels,
     orientation: Orientation,
     to_srgb: Option<Arc<dyn TransformExecutor<u8> + Send + Sync>>,
 }
@@ -228,7 +230,7 @@ fn finish_size(
         (size.width, size.height)
     };
     if source.orientation != Orientation::NoTransforms {
-        pixels = orient::orient(pixels, sw, sh, source.alpha, source.orientation)?;
+        pixels = orient::orient(pixels, sw, sh, source.channels, source.orientation)?;
     }
     if let Some(t) = &source.to_srgb {
         let mut out = vec![0; pixels.len()];
@@ -239,14 +241,14 @@ fn finish_size(
         })?;
         pixels = out;
     }
-    let channels = if source.alpha { 4 } else { 3 };
+    let channels = source.channels;
     let mut flat: Option<Vec<u8>> = None;
     let mut out = Vec::with_capacity(recipe.formats().len());
     for &format in recipe.formats() {
         let (data, ch) = match format {
-            Format::Jpeg if source.alpha => {
+            Format::Jpeg if channels == Channels::Rgba => {
                 let rgb = flat.get_or_insert_with(|| colour::flatten(&pixels, recipe.background()));
-                (rgb.as_slice(), 3)
+                (rgb.as_slice(), Channels::Rgb)
             }
             _ => (pixels.as_slice(), channels),
         };
@@ -261,29 +263,61 @@ fn finish_size(
     Ok(out)
 }
 
-/// Decoded pixels in the stored orientation: RGB8, or RGBA8 when `alpha`.
+/// How pixels are laid out: 1, 3 or 4 bytes each, 8 bits per channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channels {
+    /// One byte of gray. Gray sources stay gray: 1-channel JPEG and PNG
+    /// outputs are a third the work and smaller, and look the same.
+    Gray,
+    /// Red, green, blue.
+    Rgb,
+    /// Red, green, blue, alpha (straight, not premultiplied).
+    Rgba,
+}
+
+impl Channels {
+    /// Bytes per pixel.
+    pub fn count(self) -> usize {
+        match self {
+            Channels::Gray => 1,
+            Channels::Rgb => 3,
+            Channels::Rgba => 4,
+        }
+    }
+}
+
+/// Decoded pixels in the stored orientation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decoded {
-    /// Row-major pixels, 3 or 4 bytes each.
+    /// Row-major pixels, [`Channels::count`] bytes each.
     pub pixels: Vec<u8>,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// Whether each pixel has an alpha byte.
-    pub alpha: bool,
+    /// The pixel layout.
+    pub channels: Channels,
 }
 
-/// The header check and full decode [`render`] starts with (no orientation
-/// or colour conversion yet).
-pub fn decode(bytes: &[u8], limits: Limits) -> Result<Decoded, RenderError> {
+/// The header check and decode [`render`] starts with (no orientation or
+/// colour conversion yet, except CMYK to RGB). `largest` is the largest
+/// output's oriented size: a JPEG is decoded at the smallest DCT scale
+/// (1/2, 1/4, 1/8) still at least that large; `None` decodes at full size.
+pub fn decode(bytes: &[u8], limits: Limits, largest: Option<(u32, u32)>) -> Result<Decoded, RenderError> {
     let (probe, decoder) = decode::open(bytes, limits)?;
-    let s = decode::decode(decoder, &probe)?;
+    let largest = largest.map_or(
+        Size {
+            width: probe.width,
+            height: probe.height,
+        },
+        |(width, height)| Size { width, height },
+    );
+    let s = decode::decode(decoder, &probe, largest)?;
     Ok(Decoded {
         pixels: s.pixels,
         width: s.width,
         height: s.height,
-        alpha: s.alpha,
+        channels: s.channels,
     })
 }
 
@@ -293,21 +327,21 @@ pub fn resize(image: &Decoded, width: u32, height: u32) -> Result<Vec<u8>, Rende
         &image.pixels,
         image.width,
         image.height,
-        image.alpha,
+        image.channels,
         width,
         height,
     )
 }
 
-/// One encode of sRGB pixels (RGB8, or RGBA8 when `alpha`) in `format` at
-/// the recipe's quality for it.
+/// One encode of sRGB pixels in `format` at the recipe's quality for it.
+/// JPEG takes gray or RGB.
 pub fn encode(
     format: Format,
     recipe: &Recipe,
     pixels: &[u8],
     width: u32,
     height: u32,
-    alpha: bool,
+    channels: Channels,
 ) -> Result<Vec<u8>, RenderError> {
-    encode::encode(format, recipe, pixels, width, height, if alpha { 4 } else { 3 })
+    encode::encode(format, recipe, pixels, width, height, channels)
 }

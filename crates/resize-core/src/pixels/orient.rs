@@ -3,13 +3,13 @@
 use image::metadata::Orientation;
 use image::DynamicImage;
 
-use super::RenderError;
+use super::{Channels, RenderError};
 
 pub(super) fn orient(
     pixels: Vec<u8>,
     width: u32,
     height: u32,
-    alpha: bool,
+    channels: Channels,
     orientation: Orientation,
 ) -> Result<Vec<u8>, RenderError> {
     // The buffer is width × height × channels by construction (fir's output
@@ -20,10 +20,10 @@ pub(super) fn orient(
         height,
         message: "pixel buffer does not match its size".to_owned(),
     };
-    let mut image = if alpha {
-        DynamicImage::ImageRgba8(image::RgbaImage::from_raw(width, height, pixels).ok_or_else(mismatch)?)
-    } else {
-        DynamicImage::ImageRgb8(image::RgbImage::from_raw(width, height, pixels).ok_or_else(mismatch)?)
+    let mut image = match channels {
+        Channels::Gray => DynamicImage::ImageLuma8(image::GrayImage::from_raw(width, height, pixels).ok_or_else(mismatch)?),
+        Channels::Rgb => DynamicImage::ImageRgb8(image::RgbImage::from_raw(width, height, pixels).ok_or_else(mismatch)?),
+        Channels::Rgba => DynamicImage::ImageRgba8(image::RgbaImage::from_raw(width, height, pixels).ok_or_else(mismatch)?),
     };
     image.apply_orientation(orientation);
     Ok(image.into_bytes())

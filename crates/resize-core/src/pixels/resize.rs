@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::decode::Source;
 use super::orient::swaps_axes;
-use super::RenderError;
+use super::{Channels, RenderError};
 use crate::geometry::Size;
 
 /// Resizes the source to every size (in the stored orientation), largest
@@ -32,7 +32,7 @@ pub(super) fn resize_all(source: &Source, sizes: &[Size]) -> Result<Vec<(Size, V
         .filter(|&i| base[i].is_none())
         .map(|i| {
             let (w, h) = stored(order[i]);
-            resize(&source.pixels, source.width, source.height, source.alpha, w, h).map(|p| (i, p))
+            resize(&source.pixels, source.width, source.height, source.channels, w, h).map(|p| (i, p))
         })
         .collect::<Result<_, _>>()?;
     let mut made: Vec<Option<Vec<u8>>> = vec![None; order.len()];
@@ -51,7 +51,7 @@ pub(super) fn resize_all(source: &Source, sizes: &[Size]) -> Result<Vec<(Size, V
                     message: "cascade base missing".to_owned(),
                 });
             };
-            made[i] = Some(resize(from, bw, bh, source.alpha, w, h)?);
+            made[i] = Some(resize(from, bw, bh, source.channels, w, h)?);
         }
     }
     Ok(order
@@ -83,7 +83,7 @@ pub(super) fn resize(
     pixels: &[u8],
     src_w: u32,
     src_h: u32,
-    alpha: bool,
+    channels: Channels,
     width: u32,
     height: u32,
 ) -> Result<Vec<u8>, RenderError> {
@@ -95,10 +95,10 @@ pub(super) fn resize(
         height,
         message: e.to_string(),
     };
-    let pixel_type = if alpha {
-        fir::PixelType::U8x4
-    } else {
-        fir::PixelType::U8x3
+    let pixel_type = match channels {
+        Channels::Gray => fir::PixelType::U8,
+        Channels::Rgb => fir::PixelType::U8x3,
+        Channels::Rgba => fir::PixelType::U8x4,
     };
     let src = fir::images::ImageRef::new(src_w, src_h, pixels, pixel_type).map_err(|e| err(&e))?;
     let mut dst = fir::images::Image::new(width, height, pixel_type);
