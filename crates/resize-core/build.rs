@@ -1,6 +1,6 @@
 //! Refuses a libjpeg without SIMD. mozjpeg-sys builds its x86 SIMD code
-//! with nasm and, when nasm is missing, silently falls back to plain C,
-//! which decodes and encodes JPEG 2–3× slower: a quiet regression nobody
+//! with nasm and, when nasm is missing, silently falls back to plain C
+//! (libjpeg-turbo's speed is its SIMD code): a quiet regression nobody
 //! would notice until the bill. On arm64 the NEON code needs no nasm.
 
 use std::env;
@@ -28,7 +28,7 @@ fn main() {
     let config = std::fs::read_to_string(&jconfig).unwrap_or_default();
     if !config.contains("#define WITH_SIMD 1") {
         panic!(
-            "libjpeg (mozjpeg-sys) was built without SIMD, which makes JPEG 2-3x slower. \
+            "libjpeg (mozjpeg-sys) was built without SIMD, so JPEG would be much slower (libjpeg-turbo's speed is its SIMD code). \
              On x86-64 it needs nasm: install it (Debian: apt-get install nasm; macOS: brew install nasm) \
              and rebuild (cargo clean -p mozjpeg-sys). To build without SIMD anyway, set RESIZE_ALLOW_SCALAR_JPEG=1."
         );

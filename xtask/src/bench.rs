@@ -6,7 +6,8 @@
 //! JPEG+WebP (plus lossy WebP quality 80). Tools: resize-cli (the product),
 //! the 2019 pipeline on today's image crate (`resize-bench`'s
 //! `pipeline2019`, JPEG job only), vipsthumbnail (one call per output) and
-//! sharp (one decode, a clone per output) when installed. Each figure is
+//! sharp (one decode, a clone per output; also with `mozjpeg: true`, JPEG
+//! job) when installed. Each figure is
 //! the median of `--runs` runs (default 5), tools alternating within each
 //! run. CPU is user + sys of the child (`wait4`), peak RSS its `ru_maxrss`
 //! (for vipsthumbnail: CPU and wall summed over its calls, RSS the largest).
@@ -44,6 +45,8 @@ impl Job {
 enum Tool {
     Resize,
     Sharp,
+    /// sharp with `mozjpeg: true`, JPEG job only.
+    SharpMozjpeg,
     Vips,
     Pipeline2019,
 }
@@ -53,6 +56,7 @@ impl Tool {
         match self {
             Tool::Resize => "resize-cli",
             Tool::Sharp => "sharp",
+            Tool::SharpMozjpeg => "sharp mozjpeg",
             Tool::Vips => "vipsthumbnail",
             Tool::Pipeline2019 => "2019 pipeline",
         }
@@ -169,7 +173,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         tools.push(Tool::Vips);
     }
     if sharp_script.is_some() {
-        tools.push(Tool::Sharp);
+        tools.extend([Tool::Sharp, Tool::SharpMozjpeg]);
     }
     tools.sort();
     let missing: Vec<&str> = [Tool::Vips, Tool::Sharp]
@@ -193,7 +197,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             let mut samples: BTreeMap<Tool, Vec<Sample>> = BTreeMap::new();
             for run in 0..o.runs {
                 for &tool in &tools {
-                    if tool == Tool::Pipeline2019 && job == Job::JpegWebp {
+                    if matches!(tool, Tool::Pipeline2019 | Tool::SharpMozjpeg) && job == Job::JpegWebp {
                         continue;
                     }
                     let out = bench_dir
@@ -286,13 +290,16 @@ fn measure_tool(
             c.arg(photo).arg(out);
             measure(c)
         }
-        Tool::Sharp => {
+        Tool::Sharp | Tool::SharpMozjpeg => {
             let mut c = Command::new("node");
             c.arg(sharp.context("sharp is not installed")?)
                 .arg(photo)
                 .arg(out)
                 .arg(if webp { "jpeg,webp" } else { "jpeg" })
                 .args([WIDTHS, "90", "80"]);
+            if tool == Tool::SharpMozjpeg {
+                c.arg("mozjpeg");
+            }
             measure(c)
         }
         Tool::Vips => {

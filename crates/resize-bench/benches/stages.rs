@@ -73,7 +73,8 @@ fn stages(c: &mut Criterion) {
         for format in [Format::Jpeg, Format::WebP] {
             g.bench_function(format!("encode {w} {format:?}"), |b| {
                 b.iter(|| {
-                    stages::encode(format, &recipe, black_box(&pixels), w, h, decoded.channels).expect("encodes")
+                    stages::encode(format, &recipe, black_box(&pixels), w, h, decoded.channels)
+                        .expect("encodes")
                 })
             });
         }

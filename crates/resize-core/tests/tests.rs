@@ -172,10 +172,18 @@ fn cmyk_jpeg_keeps_its_colours() {
 fn overprint(inks: &[[u8; 3]]) -> [u8; 4] {
     let lin = |v: u8| {
         let c = f64::from(v) / 255.0;
-        if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
     };
     let enc = |l: f64| {
-        let c = if l <= 0.003_130_8 { l * 12.92 } else { 1.055 * l.powf(1.0 / 2.4) - 0.055 };
+        let c = if l <= 0.003_130_8 {
+            l * 12.92
+        } else {
+            1.055 * l.powf(1.0 / 2.4) - 0.055
+        };
         (c * 255.0).round().clamp(0.0, 255.0) as u8
     };
     let mut out = [1.0f64; 3];
@@ -192,7 +200,11 @@ fn cmyk_jpeg_with_a_profile_is_converted_through_it() {
     const MAGENTA: [u8; 3] = [230, 30, 140];
     const YELLOW: [u8; 3] = [255, 235, 20];
     const CYAN: [u8; 3] = [0, 160, 230];
-    let out = render(&fixture("cmyk-profile.jpg"), &recipe(&[("SIZES", "60"), ("FORMATS", "png")])).unwrap();
+    let out = render(
+        &fixture("cmyk-profile.jpg"),
+        &recipe(&[("SIZES", "60"), ("FORMATS", "png")]),
+    )
+    .unwrap();
     let img = decode(&out[0]);
     for (x, inks, naive) in [(10, [MAGENTA, YELLOW], RED), (50, [CYAN, MAGENTA], BLUE)] {
         let want = overprint(&inks);
@@ -554,7 +566,11 @@ fn jpeg_components(bytes: &[u8]) -> u8 {
 #[test]
 fn gray_sources_stay_gray() {
     let r = recipe(&[("SIZES", "80"), ("FORMATS", "jpeg,webp,png")]);
-    let reference = render(&fixture("gray8.png"), &recipe(&[("SIZES", "80"), ("FORMATS", "png")])).unwrap();
+    let reference = render(
+        &fixture("gray8.png"),
+        &recipe(&[("SIZES", "80"), ("FORMATS", "png")]),
+    )
+    .unwrap();
     let reference = decode(&reference[0]).to_luma8();
     for name in ["gray.jpg", "gray8.png"] {
         let out = render(&fixture(name), &r).unwrap();
@@ -569,22 +585,36 @@ fn gray_sources_stay_gray() {
                 // Lossy WebP has no gray mode: it is RGB with equal channels.
                 _ => {
                     let rgb = img.to_rgb8();
-                    let spread = rgb.pixels().map(|p| p[0].abs_diff(p[1]).max(p[1].abs_diff(p[2]))).max();
+                    let spread = rgb
+                        .pixels()
+                        .map(|p| p[0].abs_diff(p[1]).max(p[1].abs_diff(p[2])))
+                        .max();
                     assert!(spread.unwrap_or(0) <= 3, "{name} WebP is not gray: {spread:?}");
                 }
             }
             // Same look as the lossless gray rendering of the same picture.
             let luma = img.to_luma8();
-            let diffs: Vec<u8> = luma.as_raw().iter().zip(reference.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
+            let diffs: Vec<u8> = luma
+                .as_raw()
+                .iter()
+                .zip(reference.as_raw())
+                .map(|(a, b)| a.abs_diff(*b))
+                .collect();
             let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
             assert!(mean < 3.0, "{name} {:?}: mean difference {mean:.2}", o.format);
         }
     }
     // Gray with alpha keeps its alpha (RGBA), and JPEG of it is RGB.
     let out = render(&fixture("gray-alpha.png"), &r).unwrap();
-    let formats: Vec<(Format, image::ColorType)> = out.iter().map(|o| (o.format, decode(o).color())).collect();
-    assert!(formats.contains(&(Format::Png, image::ColorType::Rgba8)), "{formats:?}");
-    assert!(out.iter().any(|o| o.format == Format::Jpeg && jpeg_components(&o.bytes) == 3));
+    let formats: Vec<(Format, image::ColorType)> =
+        out.iter().map(|o| (o.format, decode(o).color())).collect();
+    assert!(
+        formats.contains(&(Format::Png, image::ColorType::Rgba8)),
+        "{formats:?}"
+    );
+    assert!(out
+        .iter()
+        .any(|o| o.format == Format::Jpeg && jpeg_components(&o.bytes) == 3));
 }
 
 /// Largest and mean absolute difference between two equal-sized buffers.
@@ -620,6 +650,9 @@ fn dct_scaled_decoding_matches_a_full_decode() {
         let ours = stages::resize(&d, w, h).unwrap();
         let reference = stages::resize(&full, w, h).unwrap();
         let (max, mean) = difference(&ours, &reference);
-        assert!(max <= 12 && mean < 0.5, "largest {largest:?}: max {max}, mean {mean:.3}");
+        assert!(
+            max <= 12 && mean < 0.5,
+            "largest {largest:?}: max {max}, mean {mean:.3}"
+        );
     }
 }

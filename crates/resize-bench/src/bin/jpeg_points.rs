@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use mozjpeg::{qtable, ColorSpace, Compress};
 use resize_core::{stages, Limits};
-use ssimulacra2::{compute_frame_ssimulacra2, Rgb as SRgb, TransferCharacteristic, ColorPrimaries};
+use ssimulacra2::{compute_frame_ssimulacra2, ColorPrimaries, Rgb as SRgb, TransferCharacteristic};
 
 struct Setting {
     name: &'static str,
@@ -47,19 +47,46 @@ fn encode(s: &Setting, rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
 fn score(reference: &[u8], jpeg: &[u8], w: u32, h: u32) -> Result<f64> {
     let out = image::load_from_memory(jpeg)?.to_rgb8();
     let f = |v: &[u8]| -> Vec<[f32; 3]> {
-        v.chunks_exact(3).map(|p| [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0]).collect()
+        v.chunks_exact(3)
+            .map(|p| [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0])
+            .collect()
     };
-    let a = SRgb::new(f(reference), w as usize, h as usize, TransferCharacteristic::SRGB, ColorPrimaries::BT709)?;
-    let b = SRgb::new(f(out.as_raw()), w as usize, h as usize, TransferCharacteristic::SRGB, ColorPrimaries::BT709)?;
+    let a = SRgb::new(
+        f(reference),
+        w as usize,
+        h as usize,
+        TransferCharacteristic::SRGB,
+        ColorPrimaries::BT709,
+    )?;
+    let b = SRgb::new(
+        f(out.as_raw()),
+        w as usize,
+        h as usize,
+        TransferCharacteristic::SRGB,
+        ColorPrimaries::BT709,
+    )?;
     Ok(compute_frame_ssimulacra2(a, b)?)
 }
 
 fn main() -> Result<()> {
     let mut settings = Vec::new();
     for q in [85.0, 82.0, 80.0, 78.0] {
-        for (tname, table) in [("annexk", None), ("robidoux", Some((&qtable::NRobidoux, &qtable::NRobidoux))), ("msssim", Some((&qtable::MSSSIM_Luma, &qtable::MSSSIM_Chroma))), ("psnrhvs", Some((&qtable::PSNRHVS_Luma, &qtable::PSNRHVS_Chroma)))] {
+        for (tname, table) in [
+            ("annexk", None),
+            ("robidoux", Some((&qtable::NRobidoux, &qtable::NRobidoux))),
+            ("msssim", Some((&qtable::MSSSIM_Luma, &qtable::MSSSIM_Chroma))),
+            ("psnrhvs", Some((&qtable::PSNRHVS_Luma, &qtable::PSNRHVS_Chroma))),
+        ] {
             for prog in [false, true] {
-                settings.push(Setting { name: Box::leak(format!("{tname} q{q} {}", if prog { "prog" } else { "base" }).into_boxed_str()), table, quality: q, progressive: prog, trellis: false });
+                settings.push(Setting {
+                    name: Box::leak(
+                        format!("{tname} q{q} {}", if prog { "prog" } else { "base" }).into_boxed_str(),
+                    ),
+                    table,
+                    quality: q,
+                    progressive: prog,
+                    trellis: false,
+                });
             }
         }
     }
@@ -68,7 +95,8 @@ fn main() -> Result<()> {
         let bytes = std::fs::read(&path).with_context(|| path.clone())?;
         let d = stages::decode(&bytes, Limits::default(), None)?;
         for w in [360u32, 720, 1200, 2200] {
-            let h = ((u64::from(d.height) * u64::from(w) + u64::from(d.width) / 2) / u64::from(d.width)) as u32;
+            let h =
+                ((u64::from(d.height) * u64::from(w) + u64::from(d.width) / 2) / u64::from(d.width)) as u32;
             let px = stages::resize(&d, w, h)?;
             sizes.push((w, h, px));
         }
@@ -89,7 +117,13 @@ fn main() -> Result<()> {
             bytes += out.len();
             scores += score(px, &out, *w, *h)?;
         }
-        println!("{}\t{:.1}\t{}\t{:.2}", s.name, time.as_nanos() as f64 / pixels as f64, bytes, scores / sizes.len() as f64);
+        println!(
+            "{}\t{:.1}\t{}\t{:.2}",
+            s.name,
+            time.as_nanos() as f64 / pixels as f64,
+            bytes,
+            scores / sizes.len() as f64
+        );
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ const GOOD: &[(&str, u32, u32)] = &[
     ("adobe-rgb.jpg", 300, 200),
     ("alpha.png", 200, 150),
     ("animated.gif", 64, 48),
+    ("cmyk-profile.jpg", 120, 80),
     ("cmyk.jpg", 120, 80),
     ("display-p3.jpg", 300, 200),
     ("extreme-4000x3.png", 4000, 3),
@@ -172,10 +173,10 @@ fn whole_fixture_folder() {
         .map(|f| fs::metadata(fixtures().join(f)).expect("metadata").len())
         .sum();
     assert!(report["bytes_in"].as_u64().expect("bytes_in") > bytes_in);
-    assert_eq!(report["images"], 68);
+    assert_eq!(report["images"], 69);
     assert_eq!(report["images_failed"], 39);
     assert_eq!(report["images_skipped"], 4);
-    assert_eq!(report["images_written"], 25);
+    assert_eq!(report["images_written"], 26);
 }
 
 /// Metadata is not copied: EXIF serial number, GPS, XMP and comment of

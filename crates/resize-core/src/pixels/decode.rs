@@ -219,9 +219,11 @@ fn decode_jpeg(bytes: &[u8], denominator: u32) -> Result<Jpeg, RenderError> {
             .any(|m| m.marker == mozjpeg::Marker::APP(14) && m.data.starts_with(b"Adobe"));
         let (mut started, channels, cmyk) = match d.color_space() {
             ColorSpace::JCS_GRAYSCALE => (d.grayscale()?, Channels::Gray, None),
-            ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => {
-                (d.to_colorspace(ColorSpace::JCS_CMYK)?, Channels::Rgba, Some(adobe))
-            }
+            ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => (
+                d.to_colorspace(ColorSpace::JCS_CMYK)?,
+                Channels::Rgba,
+                Some(adobe),
+            ),
             _ => (d.rgb()?, Channels::Rgb, None),
         };
         let (width, height) = (started.width(), started.height());
@@ -244,7 +246,11 @@ fn decode_jpeg(bytes: &[u8], denominator: u32) -> Result<Jpeg, RenderError> {
         Ok(Err(e)) => return Err(fail(e.to_string().to_lowercase())),
         Err(panic) => return Err(fail(panic_message(panic.as_ref()))),
     };
-    let per_pixel = if jpeg.cmyk.is_some() { 4 } else { jpeg.channels.count() };
+    let per_pixel = if jpeg.cmyk.is_some() {
+        4
+    } else {
+        jpeg.channels.count()
+    };
     if jpeg.pixels.len() as u64 != u64::from(jpeg.width) * u64::from(jpeg.height) * per_pixel as u64 {
         return Err(fail("decoded fewer rows than the header declares".to_owned()));
     }

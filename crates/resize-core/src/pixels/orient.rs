@@ -21,9 +21,15 @@ pub(super) fn orient(
         message: "pixel buffer does not match its size".to_owned(),
     };
     let mut image = match channels {
-        Channels::Gray => DynamicImage::ImageLuma8(image::GrayImage::from_raw(width, height, pixels).ok_or_else(mismatch)?),
-        Channels::Rgb => DynamicImage::ImageRgb8(image::RgbImage::from_raw(width, height, pixels).ok_or_else(mismatch)?),
-        Channels::Rgba => DynamicImage::ImageRgba8(image::RgbaImage::from_raw(width, height, pixels).ok_or_else(mismatch)?),
+        Channels::Gray => {
+            DynamicImage::ImageLuma8(image::GrayImage::from_raw(width, height, pixels).ok_or_else(mismatch)?)
+        }
+        Channels::Rgb => {
+            DynamicImage::ImageRgb8(image::RgbImage::from_raw(width, height, pixels).ok_or_else(mismatch)?)
+        }
+        Channels::Rgba => {
+            DynamicImage::ImageRgba8(image::RgbaImage::from_raw(width, height, pixels).ok_or_else(mismatch)?)
+        }
     };
     image.apply_orientation(orientation);
     Ok(image.into_bytes())
