@@ -1,10 +1,12 @@
 //! Bytes in, renditions out: limits, decoding, orientation, colour, SIMD
 //! resizing and encoding.
 //!
-//! The source is decoded once. Each output is resized from the full image
-//! in the stored orientation and only then rotated, so rotations touch
-//! small buffers. Colour is converted to sRGB on the small buffers too; no
-//! metadata is ever copied, since outputs are encoded from pixels alone.
+//! The source is decoded once (a JPEG at the smallest DCT scale the outputs
+//! allow). Each output is resized in the stored orientation and only then
+//! rotated, so rotations touch small buffers; it is encoded the moment it
+//! exists, while other sizes are still being resized. Colour is converted
+//! to sRGB on the small buffers too; no metadata is ever copied, since
+//! outputs are encoded from pixels alone.
 
 mod colour;
 mod decode;
@@ -16,7 +18,6 @@ use std::sync::Arc;
 
 use image::metadata::Orientation;
 use moxcms::TransformExecutor;
-use rayon::prelude::*;
 
 use crate::geometry::{self, Size};
 use crate::recipe::Recipe;
@@ -194,22 +195,17 @@ pub fn render(bytes: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderErr
     // `sizes` is ascending and not empty.
     let largest = sizes[sizes.len() - 1];
     let source = decode::decode(decoder, &probe, largest)?;
-    let resized = resize::resize_all(&source, &sizes)?;
     let meta = Meta {
         channels: source.channels,
         orientation: source.orientation,
         to_srgb: source.to_srgb.clone(),
     };
-    // The full-size pixels are no longer needed; free them before encoding.
-    drop(source);
-    let per_size: Vec<Vec<Rendition>> = resized
-        .into_par_iter()
-        .map(|(size, pixels)| finish_size(&meta, size, pixels, recipe))
-        .collect::<Result<_, _>>()?;
+    let finish = |size: Size, pixels: &[u8]| finish_size(&meta, size, pixels, recipe);
+    let per_size = resize::resize_each(&source, &sizes, &finish)?;
     Ok(per_size.into_iter().flatten().collect())
 }
 
-/// What encoding needs to know about the source once its pixels are gone.
+/// What encoding needs to know about the source.
 struct Meta {
     channels: Channels,
     orientation: Orientation,
@@ -217,29 +213,29 @@ struct Meta {
 }
 
 /// Orients, converts and encodes one resized output in every format.
-fn finish_size(
-    source: &Meta,
-    size: Size,
-    mut pixels: Vec<u8>,
-    recipe: &Recipe,
-) -> Result<Vec<Rendition>, RenderError> {
+fn finish_size(source: &Meta, size: Size, pixels: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
     // Resized in the stored orientation; rotate the small result.
     let (sw, sh) = if orient::swaps_axes(source.orientation) {
         (size.height, size.width)
     } else {
         (size.width, size.height)
     };
+    let oriented;
+    let mut pixels = pixels;
     if source.orientation != Orientation::NoTransforms {
-        pixels = orient::orient(pixels, sw, sh, source.channels, source.orientation)?;
+        oriented = orient::orient(pixels, sw, sh, source.channels, source.orientation)?;
+        pixels = &oriented;
     }
+    let converted;
     if let Some(t) = &source.to_srgb {
         let mut out = vec![0; pixels.len()];
-        t.transform(&pixels, &mut out).map_err(|e| RenderError::Colour {
+        t.transform(pixels, &mut out).map_err(|e| RenderError::Colour {
             width: size.width,
             height: size.height,
             message: e.to_string(),
         })?;
-        pixels = out;
+        converted = out;
+        pixels = &converted;
     }
     let channels = source.channels;
     let mut flat: Option<Vec<u8>> = None;
@@ -247,10 +243,10 @@ fn finish_size(
     for &format in recipe.formats() {
         let (data, ch) = match format {
             Format::Jpeg if channels == Channels::Rgba => {
-                let rgb = flat.get_or_insert_with(|| colour::flatten(&pixels, recipe.background()));
+                let rgb = flat.get_or_insert_with(|| colour::flatten(pixels, recipe.background()));
                 (rgb.as_slice(), Channels::Rgb)
             }
-            _ => (pixels.as_slice(), channels),
+            _ => (pixels, channels),
         };
         let bytes = encode::encode(format, recipe, data, size.width, size.height, ch)?;
         out.push(Rendition {

@@ -1,38 +1,61 @@
 //! EXIF orientation, applied to each small output after resizing.
 
 use image::metadata::Orientation;
-use image::DynamicImage;
+use image::{imageops, ImageBuffer, Pixel};
 
 use super::{Channels, RenderError};
 
+/// `pixels` (`width` × `height`, stored orientation) turned upright.
 pub(super) fn orient(
-    pixels: Vec<u8>,
+    pixels: &[u8],
     width: u32,
     height: u32,
     channels: Channels,
     orientation: Orientation,
 ) -> Result<Vec<u8>, RenderError> {
-    // The buffer is width × height × channels by construction (fir's output
-    // or a clone of the decoded image); a mismatch would be a bug, reported
-    // as an error rather than a panic.
-    let mismatch = || RenderError::Orient {
+    let upright = match channels {
+        Channels::Gray => turn::<image::Luma<u8>>(pixels, width, height, orientation),
+        Channels::Rgb => turn::<image::Rgb<u8>>(pixels, width, height, orientation),
+        Channels::Rgba => turn::<image::Rgba<u8>>(pixels, width, height, orientation),
+    };
+    // The buffer is width × height × channels by construction (fir's
+    // output); a mismatch would be a bug, reported as an error rather than
+    // a panic.
+    upright.ok_or_else(|| RenderError::Orient {
         width,
         height,
         message: "pixel buffer does not match its size".to_owned(),
+    })
+}
+
+/// One new buffer per orientation, read from the borrowed one; the same
+/// steps as `DynamicImage::apply_orientation`.
+fn turn<P: Pixel<Subpixel = u8> + 'static>(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+) -> Option<Vec<u8>> {
+    let image = ImageBuffer::<P, &[u8]>::from_raw(width, height, pixels)?;
+    let turned = match orientation {
+        Orientation::NoTransforms => ImageBuffer::from_raw(width, height, pixels.to_vec())?,
+        Orientation::FlipHorizontal => imageops::flip_horizontal(&image),
+        Orientation::Rotate180 => imageops::rotate180(&image),
+        Orientation::FlipVertical => imageops::flip_vertical(&image),
+        Orientation::Rotate90FlipH => {
+            let mut t = imageops::rotate90(&image);
+            imageops::flip_horizontal_in_place(&mut t);
+            t
+        }
+        Orientation::Rotate90 => imageops::rotate90(&image),
+        Orientation::Rotate270FlipH => {
+            let mut t = imageops::rotate270(&image);
+            imageops::flip_horizontal_in_place(&mut t);
+            t
+        }
+        Orientation::Rotate270 => imageops::rotate270(&image),
     };
-    let mut image = match channels {
-        Channels::Gray => {
-            DynamicImage::ImageLuma8(image::GrayImage::from_raw(width, height, pixels).ok_or_else(mismatch)?)
-        }
-        Channels::Rgb => {
-            DynamicImage::ImageRgb8(image::RgbImage::from_raw(width, height, pixels).ok_or_else(mismatch)?)
-        }
-        Channels::Rgba => {
-            DynamicImage::ImageRgba8(image::RgbaImage::from_raw(width, height, pixels).ok_or_else(mismatch)?)
-        }
-    };
-    image.apply_orientation(orientation);
-    Ok(image.into_bytes())
+    Some(turned.into_raw())
 }
 
 pub(super) fn swaps_axes(o: Orientation) -> bool {

@@ -1,21 +1,31 @@
 //! SIMD resizing (fast_image_resize, Lanczos3) and the cascade that makes
-//! small sizes from larger ones already made.
+//! small sizes from larger ones already made, each encoded as soon as it
+//! exists.
 
 use fast_image_resize as fir;
-use rayon::prelude::*;
 
 use super::decode::Source;
 use super::orient::swaps_axes;
 use super::{Channels, RenderError};
 use crate::geometry::Size;
 
-/// Resizes the source to every size (in the stored orientation), largest
-/// first. A size is resized from the smallest one already made that is at
-/// least twice as large on both axes, else from the source: Lanczos3 over a
-/// 2× or larger step is indistinguishable from resizing the full image (the
-/// benchmark's SSIMULACRA2 column checks this), and it reads a fraction of
-/// the pixels. Sizes taken from the source are resized in parallel.
-pub(super) fn resize_all(source: &Source, sizes: &[Size]) -> Result<Vec<(Size, Vec<u8>)>, RenderError> {
+/// Resizes the source to every size (in the stored orientation) and hands
+/// each result to `finish` as soon as it is made; returns what `finish`
+/// returned, in the order of `sizes`.
+///
+/// A size is resized from the smallest other size at least twice as large
+/// on both axes, else from the source: Lanczos3 over a 2× or larger step is
+/// indistinguishable from resizing the full image (the benchmark's
+/// SSIMULACRA2 column checks this), and it reads a fraction of the pixels.
+/// The work is a tree on rayon: the sizes made from the source start
+/// together; a size made from another starts the moment that one exists,
+/// while that one is encoded. No core waits for every resize to end before
+/// the first encode starts, which is what kept wall time near CPU time.
+pub(super) fn resize_each<T: Send>(
+    source: &Source,
+    sizes: &[Size],
+    finish: &(dyn Fn(Size, &[u8]) -> Result<T, RenderError> + Sync),
+) -> Result<Vec<T>, RenderError> {
     let stored = |s: Size| {
         if swaps_axes(source.orientation) {
             (s.height, s.width)
@@ -23,43 +33,94 @@ pub(super) fn resize_all(source: &Source, sizes: &[Size]) -> Result<Vec<(Size, V
             (s.width, s.height)
         }
     };
-    let mut order: Vec<Size> = sizes.to_vec();
-    order.sort_by_key(|s| std::cmp::Reverse((s.width, s.height)));
-    let stored_order: Vec<(u32, u32)> = order.iter().map(|&s| stored(s)).collect();
-    let base = cascade_bases(&stored_order, &order);
-    let first: Vec<(usize, Vec<u8>)> = (0..order.len())
-        .into_par_iter()
-        .filter(|&i| base[i].is_none())
-        .map(|i| {
-            let (w, h) = stored(order[i]);
-            resize(&source.pixels, source.width, source.height, source.channels, w, h).map(|p| (i, p))
-        })
-        .collect::<Result<_, _>>()?;
-    let mut made: Vec<Option<Vec<u8>>> = vec![None; order.len()];
-    for (i, p) in first {
-        made[i] = Some(p);
+    // Largest first: a base always comes before the sizes made from it.
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse((sizes[i].width, sizes[i].height)));
+    let sorted: Vec<Size> = order.iter().map(|&i| sizes[i]).collect();
+    let stored_order: Vec<(u32, u32)> = sorted.iter().map(|&s| stored(s)).collect();
+    let base = cascade_bases(&stored_order, &sorted);
+    let tree = Tree {
+        sizes: &sorted,
+        stored: &stored_order,
+        children: (0..sorted.len())
+            .map(|j| (0..sorted.len()).filter(|&i| base[i] == Some(j)).collect())
+            .collect(),
+        channels: source.channels,
+        finish,
+        done: (0..sorted.len()).map(|_| std::sync::Mutex::new(None)).collect(),
+    };
+    let from_source = (&source.pixels[..], source.width, source.height);
+    rayon::scope(|s| {
+        for i in (0..sorted.len()).filter(|&i| base[i].is_none()) {
+            let tree = &tree;
+            s.spawn(move |_| tree.make(i, from_source));
+        }
+    });
+    // Walk largest first, so a failed base reports its own error before
+    // the sizes that needed it.
+    let mut results: Vec<Option<T>> = (0..sizes.len()).map(|_| None).collect();
+    for (k, slot) in tree.done.into_iter().enumerate() {
+        // A poisoned lock means `finish` panicked; the panic itself has
+        // already propagated out of the scope above, so this is unreachable.
+        let outcome = slot.into_inner().unwrap_or(None);
+        let (w, h) = stored_order[k];
+        let value = outcome.unwrap_or_else(|| {
+            Err(RenderError::Resize {
+                width: w,
+                height: h,
+                message: "cascade base missing".to_owned(),
+            })
+        })?;
+        results[order[k]] = Some(value);
     }
-    for i in 0..order.len() {
-        if let Some(j) = base[i] {
-            let (bw, bh) = stored(order[j]);
-            let (w, h) = stored(order[i]);
-            // `j < i` and sizes are made in order, so the base exists.
-            let Some(from) = made[j].as_deref() else {
-                return Err(RenderError::Resize {
-                    width: w,
-                    height: h,
-                    message: "cascade base missing".to_owned(),
+    // Every slot was filled above or the function returned.
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// The cascade as a tree of rayon tasks (see [`resize_each`]).
+struct Tree<'a, T> {
+    /// Sizes, largest first.
+    sizes: &'a [Size],
+    /// The same, in the stored orientation.
+    stored: &'a [(u32, u32)],
+    /// For each size, the sizes resized from it.
+    children: Vec<Vec<usize>>,
+    channels: Channels,
+    finish: &'a (dyn Fn(Size, &[u8]) -> Result<T, RenderError> + Sync),
+    /// Each size's outcome; `None` until made (stays `None` when its base failed).
+    done: Vec<std::sync::Mutex<Option<Result<T, RenderError>>>>,
+}
+
+impl<T: Send> Tree<'_, T> {
+    /// Resizes size `i` from `from` (pixels, width, height), then, at the
+    /// same time, the sizes made from it and `finish` on it.
+    fn make(&self, i: usize, from: (&[u8], u32, u32)) {
+        let (w, h) = self.stored[i];
+        let outcome = match resize(from.0, from.1, from.2, self.channels, w, h) {
+            Err(e) => Err(e),
+            Ok(pixels) => {
+                let mut finished = None;
+                rayon::scope(|s| {
+                    for &c in &self.children[i] {
+                        let pixels = &pixels[..];
+                        s.spawn(move |_| self.make(c, (pixels, w, h)));
+                    }
+                    finished = Some((self.finish)(self.sizes[i], &pixels));
                 });
-            };
-            made[i] = Some(resize(from, bw, bh, source.channels, w, h)?);
+                // `finished` is set inside the scope, which has returned.
+                finished.unwrap_or_else(|| {
+                    Err(RenderError::Resize {
+                        width: w,
+                        height: h,
+                        message: "output was not finished".to_owned(),
+                    })
+                })
+            }
+        };
+        if let Ok(mut slot) = self.done[i].lock() {
+            *slot = Some(outcome);
         }
     }
-    Ok(order
-        .into_iter()
-        .zip(made)
-        .filter_map(|(s, p)| p.map(|p| (s, p)))
-        .rev()
-        .collect())
 }
 
 /// For each size (largest first, stored orientation), the index of the
