@@ -1,8 +1,9 @@
-//! `jpeg_points <photo>...`: the JPEG encoder settings tried for issue 11.
-//! Each photo is decoded and resized to 360/720/1200/2200 px by the
-//! pipeline's own stages, then every setting encodes every size; prints,
-//! per setting, the encode time per output pixel (one core, best of 5),
-//! the total bytes and the mean SSIMULACRA2 against the resized buffer.
+//! `jpeg_points [--quality Q] <photo>...`: the JPEG encoder settings tried
+//! for issue 11. Each photo is decoded and resized to 360/720/1200/2200 px
+//! by the pipeline's own stages, then every setting encodes every size at
+//! quality Q (default 90, the benchmark's); prints, per setting, the encode
+//! time per output pixel (one core, best of 5), the total bytes and the
+//! mean SSIMULACRA2 against the resized buffer.
 
 use std::time::{Duration, Instant};
 
@@ -13,24 +14,25 @@ use ssimulacra2::{compute_frame_ssimulacra2, ColorPrimaries, Rgb as SRgb, Transf
 
 struct Setting {
     name: &'static str,
+    /// Luma and chroma tables; `None`: libjpeg's (Annex K).
     table: Option<(&'static qtable::QTable, &'static qtable::QTable)>,
     quality: f32,
+    /// Chroma quality relative to `quality`.
+    chroma_offset: f32,
     progressive: bool,
-    trellis: bool,
 }
 
 fn encode(s: &Setting, rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
     std::panic::catch_unwind(|| -> Result<Vec<u8>> {
         let mut c = Compress::new(ColorSpace::JCS_RGB);
-        if !s.trellis {
-            c.set_fastest_defaults();
-        }
+        c.set_fastest_defaults();
         c.set_size(w as usize, h as usize);
         c.set_quality(s.quality);
         if let Some(t) = s.table {
             let q = s.quality;
             c.set_luma_qtable(&t.0.scaled(q, q));
-            c.set_chroma_qtable(&t.1.scaled(q, q));
+            let cq = q + s.chroma_offset;
+            c.set_chroma_qtable(&t.1.scaled(cq, cq));
         }
         c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
         c.set_optimize_coding(true);
@@ -69,29 +71,37 @@ fn score(reference: &[u8], jpeg: &[u8], w: u32, h: u32) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
-    let mut settings = Vec::new();
-    for q in [85.0, 82.0, 80.0, 78.0] {
-        for (tname, table) in [
-            ("annexk", None),
-            ("robidoux", Some((&qtable::NRobidoux, &qtable::NRobidoux))),
-            ("msssim", Some((&qtable::MSSSIM_Luma, &qtable::MSSSIM_Chroma))),
-            ("psnrhvs", Some((&qtable::PSNRHVS_Luma, &qtable::PSNRHVS_Chroma))),
-        ] {
-            for prog in [false, true] {
-                settings.push(Setting {
-                    name: Box::leak(
-                        format!("{tname} q{q} {}", if prog { "prog" } else { "base" }).into_boxed_str(),
-                    ),
-                    table,
-                    quality: q,
-                    progressive: prog,
-                    trellis: false,
-                });
-            }
-        }
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut q = 90.0;
+    if args.first().is_some_and(|a| a == "--quality") {
+        q = args.get(1).context("--quality needs a number")?.parse()?;
+        args.drain(..2);
     }
+    use qtable::{MSSSIM_Chroma, MSSSIM_Luma, NRobidoux, PSNRHVS_Chroma, PSNRHVS_Luma};
+    let s = |name, table, quality, chroma_offset, progressive| Setting {
+        name,
+        table,
+        quality,
+        chroma_offset,
+        progressive,
+    };
+    let msssim = Some((&MSSSIM_Luma, &MSSSIM_Chroma));
+    let robidoux = Some((&NRobidoux, &NRobidoux));
+    let settings = [
+        s("Annex K (libjpeg's), baseline", None, q, 0.0, false),
+        s("Annex K, progressive", None, q, 0.0, true),
+        s("Robidoux (mozjpeg's default), baseline", robidoux, q, 0.0, false),
+        s("Robidoux, progressive", robidoux, q, 0.0, true),
+        s("MS-SSIM, baseline", msssim, q, 0.0, false),
+        s("MS-SSIM, progressive", msssim, q, 0.0, true),
+        s("PSNR-HVS, baseline", Some((&PSNRHVS_Luma, &PSNRHVS_Chroma)), q, 0.0, false),
+        s("MS-SSIM luma, Robidoux chroma, baseline", Some((&MSSSIM_Luma, &NRobidoux)), q, 0.0, false),
+        s("MS-SSIM, chroma at Q-5, baseline", msssim, q, -5.0, false),
+        s("MS-SSIM at Q-1, baseline", msssim, q - 1.0, 0.0, false),
+        s("Annex K at Q-1, baseline", None, q - 1.0, 0.0, false),
+    ];
     let mut sizes = Vec::new();
-    for path in std::env::args().skip(1) {
+    for path in args {
         let bytes = std::fs::read(&path).with_context(|| path.clone())?;
         let d = stages::decode(&bytes, Limits::default(), None)?;
         for w in [360u32, 720, 1200, 2200] {
