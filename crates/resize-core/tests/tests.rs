@@ -656,3 +656,27 @@ fn dct_scaled_decoding_matches_a_full_decode() {
         );
     }
 }
+
+/// A JPEG whose scans would each cost a pass over the whole image is
+/// refused from its markers before libjpeg sees it; one scan fewer than
+/// the limit still renders.
+#[test]
+fn a_jpeg_with_thousands_of_scans_is_refused_before_decoding() {
+    // `photo-4x3.jpg` with a comment segment holding `n` scan markers:
+    // counted like real ones, and harmless when under the limit.
+    let with_markers = |n: usize| {
+        let photo = fixture("photo-4x3.jpg");
+        let payload = [0xFF, 0xDA].repeat(n);
+        let len = u16::try_from(payload.len() + 2).unwrap();
+        let mut out = photo[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xFE]);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&payload);
+        out.extend_from_slice(&photo[2..]);
+        out
+    };
+    let err = error_of(&with_markers(600), &[("SIZES", "96")]);
+    assert_eq!(err, "cannot decode jpeg: 601 scans, over the limit of 500");
+    let out = render(&with_markers(499), &recipe(&[("SIZES", "96")])).unwrap();
+    assert_eq!((out[0].width, out[0].height), (96, 72));
+}

@@ -213,7 +213,12 @@ struct Meta {
 }
 
 /// Orients, converts and encodes one resized output in every format.
-fn finish_size(source: &Meta, size: Size, pixels: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
+fn finish_size(
+    source: &Meta,
+    size: Size,
+    pixels: &[u8],
+    recipe: &Recipe,
+) -> Result<Vec<Rendition>, RenderError> {
     // Resized in the stored orientation; rotate the small result.
     let (sw, sh) = if orient::swaps_axes(source.orientation) {
         (size.height, size.width)
