@@ -7,6 +7,8 @@
 
 mod args;
 mod fs_storage;
+#[cfg(target_os = "linux")]
+mod huge_pages;
 mod report;
 mod walk;
 
@@ -24,6 +26,10 @@ use resize_core::{JobOptions, Recipe};
 use crate::args::Args;
 use crate::fs_storage::FsStorage;
 use crate::report::{ImageLine, Summary};
+
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: huge_pages::HugePages = huge_pages::HugePages;
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
