@@ -24,7 +24,7 @@ use crate::geometry::Size;
 pub(super) fn resize_each<T: Send>(
     source: &Source,
     sizes: &[Size],
-    finish: &(dyn Fn(Size, &[u8]) -> Result<T, RenderError> + Sync),
+    finish: &Finish<'_, T>,
 ) -> Result<Vec<T>, RenderError> {
     let stored = |s: Size| {
         if swaps_axes(source.orientation) {
@@ -77,6 +77,12 @@ pub(super) fn resize_each<T: Send>(
     Ok(results.into_iter().flatten().collect())
 }
 
+/// What is done with each resized size (orient, convert, encode).
+pub(super) type Finish<'a, T> = dyn Fn(Size, &[u8]) -> Result<T, RenderError> + Sync + 'a;
+
+/// One size's outcome; `None` until made (stays `None` when its base failed).
+type Slot<T> = std::sync::Mutex<Option<Result<T, RenderError>>>;
+
 /// The cascade as a tree of rayon tasks (see [`resize_each`]).
 struct Tree<'a, T> {
     /// Sizes, largest first.
@@ -86,9 +92,8 @@ struct Tree<'a, T> {
     /// For each size, the sizes resized from it.
     children: Vec<Vec<usize>>,
     channels: Channels,
-    finish: &'a (dyn Fn(Size, &[u8]) -> Result<T, RenderError> + Sync),
-    /// Each size's outcome; `None` until made (stays `None` when its base failed).
-    done: Vec<std::sync::Mutex<Option<Result<T, RenderError>>>>,
+    finish: &'a Finish<'a, T>,
+    done: Vec<Slot<T>>,
 }
 
 impl<T: Send> Tree<'_, T> {
