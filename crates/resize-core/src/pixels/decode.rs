@@ -16,9 +16,8 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 use moxcms::{Layout, TransformExecutor};
 
 use super::colour::{cmyk_to_rgb, srgb_transform};
-use super::encode::panic_message;
 use super::orient::swaps_axes;
-use super::{Channels, Probe, RenderError};
+use super::{libjpeg_message, Channels, Probe, RenderError};
 use crate::geometry::Size;
 use crate::values::Limits;
 
@@ -244,7 +243,7 @@ fn decode_jpeg(bytes: &[u8], denominator: u32) -> Result<Jpeg, RenderError> {
             return Err(fail("file is truncated".to_owned()))
         }
         Ok(Err(e)) => return Err(fail(e.to_string().to_lowercase())),
-        Err(panic) => return Err(fail(panic_message(panic.as_ref()))),
+        Err(panic) => return Err(fail(libjpeg_message(panic.as_ref()))),
     };
     let per_pixel = if jpeg.cmyk.is_some() {
         4

@@ -1,7 +1,7 @@
 //! Encoders. Every output is written from pixels alone, so no EXIF, XMP,
 //! ICC or comment from the source can reach it.
 
-use super::{Channels, RenderError};
+use super::{libjpeg_message, Channels, RenderError};
 use crate::recipe::Recipe;
 use crate::values::Format;
 
@@ -97,19 +97,8 @@ fn jpeg(input: Image<'_>, quality: u8) -> Result<Vec<u8>, RenderError> {
     match encoded {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => Err(fail(format!("libjpeg: {e}").to_lowercase())),
-        Err(panic) => Err(fail(panic_message(panic.as_ref()))),
+        Err(panic) => Err(fail(libjpeg_message(panic.as_ref()))),
     }
-}
-
-/// The message libjpeg's error handler unwound with (a `String`).
-pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("libjpeg failed")
-        .trim_start_matches("libjpeg fatal error: ")
-        .to_lowercase()
 }
 
 #[cfg(feature = "webp")]

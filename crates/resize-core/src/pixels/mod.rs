@@ -115,6 +115,18 @@ pub enum RenderError {
     },
 }
 
+/// The message libjpeg's error handler unwound with (a `String`); the
+/// encoder and the decoder both catch it.
+fn libjpeg_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("libjpeg failed")
+        .trim_start_matches("libjpeg fatal error: ")
+        .to_lowercase()
+}
+
 /// One encoded output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rendition {
