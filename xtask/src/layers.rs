@@ -22,7 +22,7 @@ pub const CORE_LAYERS: &[&[&str]] = &[
     &["geometry"],
     &["keys"],
     &["recipe"],
-    &["pixels", "storage"],
+    &["pixels", "storage", "budget"],
     &["job"],
     &["settings"],
 ];

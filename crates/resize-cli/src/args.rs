@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use resize_core::MemoryBudget;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -93,9 +94,15 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
 
-    /// Images processed at once (each decoded image holds its full pixels) (default: number of CPUs).
+    /// Images processed at once, at most (default: number of CPUs).
     #[arg(long, short, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+
+    /// Memory the images rendered at once may take together, e.g. 512M or 4G (plain numbers
+    /// are MB); each waits until its estimate fits, and one that could never fit fails
+    /// alone (default: half of this machine's memory).
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<u64>,
 
     /// No progress bar or per-image lines; only the summary.
     #[arg(long, short)]
@@ -121,12 +128,76 @@ impl Args {
         flag.or_else(|| std::env::var(name).ok())
     }
 
+    /// The memory budget shared by the images: `--memory`, else half of
+    /// the machine's memory, else (where that cannot be read) unlimited.
+    pub fn budget(&self) -> MemoryBudget {
+        match self.memory {
+            Some(bytes) => MemoryBudget::new(bytes, format!("the limit is {} MB (--memory)", bytes >> 20)),
+            None => match machine_memory() {
+                Some(total) => MemoryBudget::new(
+                    total / 2,
+                    format!(
+                        "the limit is {} MB, half of this machine's memory (set it with --memory)",
+                        (total / 2) >> 20
+                    ),
+                ),
+                None => MemoryBudget::unlimited(),
+            },
+        }
+    }
+
     /// Worker threads for images.
     pub fn jobs(&self) -> usize {
         self.jobs
             .map(usize::from)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
+}
+
+/// Parses `--memory`: a number of MB, or a number with a suffix K, M, G
+/// or T (binary units; `MB`, `MiB`, `GB`, `GiB` too), at least 16 MB.
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "m" | "mb" | "mib" => 20,
+        "k" | "kb" | "kib" => 10,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size: expected a number of MB, or one like 512M or 4G"
+            ))
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| format!("`{text}` is not a size: expected a number of MB, or one like 512M or 4G"))?;
+    let bytes = value * (1u64 << shift) as f64;
+    // Below 16 MB not even a small photo renders; above 4096 TB is a typo.
+    if !(16.0 * (1u64 << 20) as f64..=(1u64 << 52) as f64).contains(&bytes) {
+        return Err(format!("`{text}` is out of range: expected from 16M to 4096T"));
+    }
+    Ok(bytes as u64)
+}
+
+/// The machine's memory (`MemTotal` in `/proc/meminfo`), in bytes.
+fn machine_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
 
 #[cfg(test)]
@@ -169,5 +240,32 @@ mod tests {
             );
         }
         assert_eq!(flags.len(), resize_core::SETTINGS.len());
+    }
+
+    #[test]
+    fn memory_sizes() {
+        #[track_caller]
+        fn check(text: &str, expect: Result<u64, &str>) {
+            assert_eq!(parse_memory(text), expect.map_err(str::to_owned), "{text}");
+        }
+        const MB: u64 = 1 << 20;
+        check("512", Ok(512 * MB));
+        check("512M", Ok(512 * MB));
+        check("512mib", Ok(512 * MB));
+        check("4G", Ok(4096 * MB));
+        check(" 1.5 GB ", Ok(1536 * MB));
+        check("65536K", Ok(64 * MB));
+        check("16", Ok(16 * MB));
+        let not_a_size =
+            |t: &str| format!("`{t}` is not a size: expected a number of MB, or one like 512M or 4G");
+        for bad in ["", "G", "lots", "-5", "1e3M", "4 GBs", "1.2.3G", "NaN"] {
+            check(bad, Err(&not_a_size(bad)));
+        }
+        check("15", Err("`15` is out of range: expected from 16M to 4096T"));
+        check("0", Err("`0` is out of range: expected from 16M to 4096T"));
+        check(
+            "99999T",
+            Err("`99999T` is out of range: expected from 16M to 4096T"),
+        );
     }
 }

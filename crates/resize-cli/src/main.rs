@@ -91,18 +91,23 @@ fn run(args: &Args) -> Result<Summary, Failure> {
     let lines: Mutex<Vec<ImageLine>> = Mutex::new(Vec::with_capacity(keys.len()));
     let next = AtomicUsize::new(0);
     let jobs = args.jobs().min(keys.len().max(1));
-    let options = JobOptions { force: args.force };
+    let options = JobOptions {
+        force: args.force,
+        budget: args.budget(),
+    };
 
     // Images run on `jobs` plain worker threads, so at most `jobs` images
-    // are decoded at once; each image's sizes are rendered in parallel on
-    // rayon's pool, which these threads only wait on and never steal from.
+    // are in flight, and those render while their estimates fit the memory
+    // budget (a thread waits for room in `carry_out`); each image's sizes
+    // are rendered in parallel on rayon's pool, which these threads only
+    // wait on and never steal from.
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(key) = keys.get(i) else { break };
                 // One path for both: the dry run stops after the plan.
-                let plan = resize_core::plan_job(&storage, &recipe, key, options);
+                let plan = resize_core::plan_job(&storage, &recipe, key, options.clone());
                 let line = if args.dry_run {
                     report::planned(plan)
                 } else {

@@ -16,6 +16,7 @@ use std::fmt;
 use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::budget::{MemoryBudget, OverBudget};
 use crate::keys::{KeyTooLong, NotASource, SourceKey};
 use crate::pixels::{self, Probe, RenderError};
 use crate::recipe::Recipe;
@@ -121,6 +122,15 @@ pub enum JobError {
         #[source]
         source: RenderError,
     },
+    /// The source needs more memory than the whole budget, even alone.
+    #[error("cannot render `{key}`")]
+    Memory {
+        /// The source key.
+        key: String,
+        /// What it needs and what there is.
+        #[source]
+        source: OverBudget,
+    },
     /// An output key would be longer than storage keys may be.
     #[error(transparent)]
     KeyTooLong(#[from] KeyTooLong),
@@ -156,6 +166,7 @@ impl JobError {
             | JobError::List { source, .. }
             | JobError::Delete { source, .. } => source.is_transient(),
             JobError::Render { .. }
+            | JobError::Memory { .. }
             | JobError::KeyTooLong(_)
             | JobError::Taken { .. }
             | JobError::Panic { .. } => false,
@@ -298,14 +309,20 @@ pub struct Plan {
     pub action: Action,
     /// The source as read, for [`carry_out`].
     source: Option<Fetched>,
+    /// Where [`carry_out`] is admitted before rendering.
+    budget: MemoryBudget,
 }
 
 /// Options for [`plan_job`] and [`run_job`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct JobOptions {
     /// Rebuild variants even when they are current (never those of
     /// another source).
     pub force: bool,
+    /// Shared by the jobs rendering at once: [`carry_out`] waits until the
+    /// source's estimated working set fits, and fails the job when it could
+    /// never fit. Unlimited by default.
+    pub budget: MemoryBudget,
 }
 
 /// What happened to one key.
@@ -362,6 +379,7 @@ pub fn plan_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobO
         bytes_in: 0,
         action: Action::Skip(Skip::UpToDate),
         source: None,
+        budget: options.budget.clone(),
     };
     let decided = contain(key, || plan_steps(storage, recipe, key, options, &mut plan));
     plan.action = match decided {
@@ -453,10 +471,11 @@ pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
         bytes_in,
         action,
         source,
+        budget,
     } = plan;
     let outcome = match (action, source) {
         (Action::Write(planned), Some(source)) => {
-            match contain(&key, || write(storage, recipe, &key, planned, source)) {
+            match contain(&key, || write(storage, recipe, &key, planned, source, &budget)) {
                 Ok(written) => Outcome::Written(written),
                 Err(e) => Outcome::Failed(e),
             }
@@ -479,11 +498,25 @@ fn write(
     key: &str,
     planned: Vec<Planned>,
     source: Fetched,
+    budget: &MemoryBudget,
 ) -> Result<Vec<Variant>, JobError> {
-    let renditions = pixels::render(&source.bytes, recipe).map_err(|source| JobError::Render {
+    let render_error = |source| JobError::Render {
         key: key.to_owned(),
         source,
-    })?;
+    };
+    // Held until every rendition is written: the encoded bytes are part of
+    // the estimate. Without a limit, nothing is estimated.
+    let _admission = match budget.bytes() {
+        None => None,
+        Some(_) => {
+            let needs = pixels::working_set(&source.bytes, recipe).map_err(render_error)?;
+            Some(budget.admit(needs).map_err(|source| JobError::Memory {
+                key: key.to_owned(),
+                source,
+            })?)
+        }
+    };
+    let renditions = pixels::render(&source.bytes, recipe).map_err(render_error)?;
     let mut metadata = vec![(META_SOURCE, key)];
     if let Some(version) = source.meta.version.as_deref() {
         metadata.push((META_SOURCE_VERSION, version));
@@ -815,7 +848,17 @@ mod tests {
         let store = MemoryStorage::new();
         store.insert("a.jpg", jpeg(400, 300));
         let r = recipe(&[("SIZES", "100,200")]);
-        let run = |force| describe(&run_job(&store, &r, "a.jpg", JobOptions { force }));
+        let run = |force| {
+            describe(&run_job(
+                &store,
+                &r,
+                "a.jpg",
+                JobOptions {
+                    force,
+                    ..JobOptions::default()
+                },
+            ))
+        };
         assert_eq!(run(false), "written 100x75 jpeg, 200x150 jpeg");
         let version = |k: &str| store.object(k).unwrap().version;
         let first = version("a-100.jpg");
@@ -843,7 +886,17 @@ mod tests {
         store.insert("a.png", jpeg(400, 300));
         store.insert("a.jpg", jpeg(400, 300));
         let r = recipe(&[("SIZES", "100")]);
-        let run = |key, force| describe(&run_job(&store, &r, key, JobOptions { force }));
+        let run = |key, force| {
+            describe(&run_job(
+                &store,
+                &r,
+                key,
+                JobOptions {
+                    force,
+                    ..JobOptions::default()
+                },
+            ))
+        };
         assert_eq!(run("a.jpg", false), "written 100x75 jpeg");
         let before = store.object("a-100.jpg");
         for force in [false, true] {

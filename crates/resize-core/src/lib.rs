@@ -55,7 +55,8 @@
 
 // Layers, lowest first (ARCHITECTURE.md; `cargo xtask ci` checks that each
 // module names only modules of lower layers): values; geometry; keys;
-// recipe; pixels and storage; job; settings.
+// recipe; pixels, storage and budget; job; settings.
+mod budget;
 mod geometry;
 mod job;
 mod keys;
@@ -65,6 +66,7 @@ mod settings;
 mod storage;
 mod values;
 
+pub use budget::{Admission, MemoryBudget, OverBudget};
 pub use job::{
     carry_out, error_chain, judge, plan_job, plan_variants, remove_variants, run_job, Action, Found,
     JobError, JobOptions, Outcome, Plan, Planned, Report, Skip, Variant, META_SOURCE, META_SOURCE_VERSION,
@@ -73,7 +75,7 @@ pub use keys::{
     KeyTooLong, NotASource, Replacement, SourceKey, Template, DEFAULT_TEMPLATE, MAX_KEY_BYTES,
     SOURCE_EXTENSIONS,
 };
-pub use pixels::{probe, render, Probe, RenderError, Rendition};
+pub use pixels::{probe, render, working_set, Probe, RenderError, Rendition};
 pub use recipe::{Recipe, RecipeBuilder};
 pub use settings::{Setting, SettingsError, SETTINGS};
 pub use storage::{Fetched, MemoryStorage, Meta, Object, Storage, StorageError, StoredObject};

@@ -680,3 +680,25 @@ fn a_jpeg_with_thousands_of_scans_is_refused_before_decoding() {
     let out = render(&with_markers(499), &recipe(&[("SIZES", "96")])).unwrap();
     assert_eq!((out[0].width, out[0].height), (96, 72));
 }
+
+/// An RGBA source is premultiplied once for every size made from it; the
+/// PNG outputs must hold exactly what one resize of the straight source
+/// gives (fast_image_resize premultiplying its own copy), byte for byte.
+#[test]
+fn premultiplying_the_source_once_changes_no_byte() {
+    use resize_core::stages;
+    for name in ["alpha.png", "gray-alpha.png"] {
+        let bytes = fixture(name);
+        let decoded = stages::decode(&bytes, Default::default(), None).unwrap();
+        // 150 and 90 are both made from the source (neither is half the other).
+        let out = render(&bytes, &recipe(&[("SIZES", "150,90"), ("FORMATS", "png")])).unwrap();
+        assert_eq!(out.len(), 2, "{name}");
+        for r in &out {
+            let expect = stages::resize(&decoded, r.width, r.height).unwrap();
+            let got = image::load_from_memory(&r.bytes).unwrap().into_rgba8().into_raw();
+            assert_eq!(got.len(), expect.len(), "{name} {}", r.width);
+            let differing = got.iter().zip(&expect).filter(|(a, b)| a != b).count();
+            assert_eq!(differing, 0, "{name} at {} px: {differing} bytes differ", r.width);
+        }
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use resize_core::{Recipe, SettingsError};
+use resize_core::{MemoryBudget, Recipe, SettingsError};
 
 /// Default `Cache-Control` of variants: their keys never change content
 /// (a new upload rewrites them with the same bytes for the same source).
@@ -21,8 +21,14 @@ pub struct Config {
     pub delete_variants: bool,
     /// Use path-style S3 URLs (S3-compatible stores on an IP address).
     pub force_path_style: bool,
-    /// Images processed at once within one invocation.
+    /// Images fetched at once within one invocation; how many of them
+    /// render at once is the memory budget's decision.
     pub concurrency: usize,
+    /// The function's memory in MB (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`).
+    pub memory_mb: u64,
+    /// What the images rendered at once may take together: the function's
+    /// memory less [`RESERVE_MB`].
+    pub budget: MemoryBudget,
     /// Longest one S3 request attempt may take before it is retried.
     pub s3_attempt_timeout: Duration,
     /// Longest one S3 operation may take, all attempts together.
@@ -48,11 +54,15 @@ pub enum ConfigError {
     },
 }
 
-/// Memory one image may need while decoded and resized, in MiB: a 24 MP
-/// photo is 72 MiB as RGB, plus the resized copies and encoder buffers.
-const MIB_PER_IMAGE: u64 = 192;
-/// What the runtime, the SDK and the invocation's buffers take, in MiB.
-const MIB_BASE: u64 = 64;
+/// Memory kept out of the images' budget, in MB: the runtime, the SDK,
+/// tokio's and rayon's threads and the allocator's slack (44 MB peak after
+/// a small image, measured with the release `bootstrap`), plus the bodies
+/// fetched but not yet admitted (at most `concurrency` − 1 of them, a few
+/// MB each for photos).
+pub const RESERVE_MB: u64 = 80;
+/// Sources fetched at once per core when `CONCURRENCY` is not set: one
+/// renders while the other is fetched or written.
+const FETCHES_PER_CORE: usize = 2;
 
 impl Config {
     /// Reads the settings; `cpus` is the number of cores available.
@@ -90,12 +100,9 @@ impl Config {
                     token: v,
                     allowed: "an integer from 1 to 64",
                 })?,
-            // As many images as the memory holds, at most two per core
-            // (one decoding while the other encodes or waits on S3).
-            None => {
-                let by_memory = memory_mib.saturating_sub(MIB_BASE) / MIB_PER_IMAGE;
-                (by_memory as usize).clamp(1, (2 * cpus).max(1))
-            }
+            // The budget decides what renders at once; this only bounds
+            // the bodies held while waiting for it.
+            None => (FETCHES_PER_CORE * cpus).max(1),
         };
         let millis = |var: &'static str, default: u64| -> Result<Duration, ConfigError> {
             match get(var) {
@@ -123,6 +130,13 @@ impl Config {
             delete_variants: flag("DELETE_VARIANTS")?,
             force_path_style: flag("S3_FORCE_PATH_STYLE")?,
             concurrency,
+            memory_mb: memory_mib,
+            budget: MemoryBudget::new(
+                memory_mib.saturating_sub(RESERVE_MB) << 20,
+                format!(
+                    "the function has {memory_mib} MB, of which {RESERVE_MB} MB are kept for the runtime"
+                ),
+            ),
         })
     }
 }
@@ -150,6 +164,7 @@ mod tests {
         assert!(!c.delete_variants);
         assert!(!c.force_path_style);
         assert_eq!(c.concurrency, 4);
+        assert_eq!(c.memory_mb, 1024);
         assert_eq!(c.s3_attempt_timeout, Duration::from_secs(20));
         assert_eq!(c.s3_timeout, Duration::from_secs(60));
         let c = config(&[("S3_ATTEMPT_TIMEOUT_MS", "1500"), ("S3_TIMEOUT_MS", "9000")], 2).unwrap();
@@ -158,16 +173,27 @@ mod tests {
     }
 
     #[test]
-    fn concurrency_follows_memory() {
+    fn the_budget_is_the_memory_less_the_reserve() {
         let at = |mb: &str| {
-            config(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", mb)], 2)
-                .unwrap()
-                .concurrency
+            let c = config(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", mb)], 2).unwrap();
+            (c.memory_mb, c.budget.bytes().unwrap() >> 20)
         };
-        assert_eq!(at("128"), 1);
-        assert_eq!(at("512"), 2);
-        assert_eq!(at("1769"), 4);
-        assert_eq!(at("10240"), 4);
+        assert_eq!(at("256"), (256, 256 - RESERVE_MB));
+        assert_eq!(at("1024"), (1024, 1024 - RESERVE_MB));
+        // Below the reserve every image is refused with the figures, not
+        // run into the kill.
+        assert_eq!(at("64"), (64, 0));
+        let message = config(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")], 2)
+            .unwrap()
+            .budget
+            .admit(300 << 20)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            format!("needs about 300 MB of memory; the function has 256 MB, of which {RESERVE_MB} MB are kept for the runtime")
+        );
+        assert_eq!(config(&[], 2).unwrap().concurrency, 4);
         assert_eq!(config(&[("CONCURRENCY", "3")], 2).unwrap().concurrency, 3);
     }
 

@@ -25,7 +25,8 @@ use crate::metrics::Metrics;
 pub struct App {
     pub config: Config,
     pub client: Client,
-    /// Bounds the images in memory at once.
+    /// Bounds the sources fetched at once; the memory budget in the
+    /// config bounds those rendered.
     pub permits: Arc<Semaphore>,
 }
 
@@ -247,7 +248,11 @@ async fn created(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
     let store = app.store(bucket);
     let job_app = Arc::clone(app);
     blocking(key, move |key| {
-        run_job(&store, &job_app.config.recipe, key, JobOptions::default())
+        let options = JobOptions {
+            budget: job_app.config.budget.clone(),
+            ..JobOptions::default()
+        };
+        run_job(&store, &job_app.config.recipe, key, options)
     })
     .await
 }

@@ -70,6 +70,8 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         widths = ?app.config.recipe.widths().as_slice().iter().map(|w| w.get()).collect::<Vec<_>>(),
         formats = ?app.config.recipe.formats(),
         concurrency = app.config.concurrency,
+        memory_mb = app.config.memory_mb,
+        budget_mb = app.config.budget.bytes().unwrap_or(0) >> 20,
         "initialised"
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

@@ -17,3 +17,5 @@ mod harness;
 mod invocations;
 #[path = "lambda/load.rs"]
 mod load;
+#[path = "lambda/memory.rs"]
+mod memory;

@@ -3,11 +3,12 @@
 //! PyPI, installed into `<workspace>/.venv` by `.ci/run` and `cargo xtask
 //! ci`), a [`World`] of one bucket with a client for the test's own calls,
 //! an S3 proxy that counts requests and injects faults ([`proxy`]), a local
-//! Lambda Runtime API ([`runtime_api`]), both on hyper, and the workspace's
-//! fixtures.
+//! Lambda Runtime API ([`runtime_api`]), both on hyper, the workspace's
+//! fixtures, and large sources made from them ([`large`]).
 //!
 //! A dev-dependency only; nothing here ships.
 
+pub mod large;
 pub mod proxy;
 pub mod runtime_api;
 

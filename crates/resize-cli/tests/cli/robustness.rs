@@ -214,3 +214,68 @@ fn a_thousand_images_in_flat_memory() {
         "20 images: {small} KiB, 1000 images: {large} KiB"
     );
 }
+
+/// Large photos under `--memory`: what fits is written, an image whose
+/// estimate passes the whole limit fails alone with both figures, and the
+/// process stays near the limit (the limit bounds the images; the program
+/// itself takes a few MB more).
+#[test]
+fn large_photos_within_a_memory_limit() {
+    use resize_testkit::large::{large_photo, Kind};
+    let sb = Sandbox::new();
+    let jpeg = large_photo(Kind::Jpeg, 10752, 6720);
+    sb.write("in/big-0.jpg", &jpeg);
+    sb.write("in/big-1.jpg", &jpeg);
+    sb.write("in/wide.png", &large_photo(Kind::Png, 10000, 6000));
+    // (limit MB, whether the 60 MP PNG fits)
+    for (limit, png_fits) in [(200u64, false), (400, true)] {
+        let memory = format!("{limit}M");
+        let (run, peak_kib) = sb.run_measured(&[
+            "--memory",
+            &memory,
+            "--formats",
+            "jpeg,webp",
+            "--force",
+            "--out",
+            "out",
+            "in",
+        ]);
+        let report = run.json();
+        eprintln!("--memory {memory}: peak {} MiB", peak_kib / 1024);
+        for i in 0..2 {
+            for (w, h) in [(360, 225), (720, 450), (1200, 750), (2200, 1375)] {
+                for ext in ["jpg", "webp"] {
+                    let out = sb.path(&format!("out/big-{i}-{w}.{ext}"));
+                    assert_eq!(
+                        image::image_dimensions(&out).unwrap(),
+                        (w, h),
+                        "{}",
+                        out.display()
+                    );
+                }
+            }
+        }
+        if png_fits {
+            run.expect_code(0);
+            assert_eq!(
+                image::image_dimensions(sb.path("out/wide-2200.jpg")).unwrap(),
+                (2200, 1320)
+            );
+        } else {
+            run.expect_code(1);
+            let reason = report["failed"][0]["reason"].as_str().unwrap_or_default();
+            assert_eq!(report["failed"][0]["key"], "wide.png", "{report}");
+            assert!(
+                reason.starts_with("cannot render `wide.png`: needs about ")
+                    && reason.ends_with(&format!("MB of memory; the limit is {limit} MB (--memory)")),
+                "{reason}"
+            );
+            assert!(!sb.path("out/wide-360.jpg").exists());
+        }
+        assert!(
+            peak_kib < (limit + 32) * 1024,
+            "--memory {memory}: peak {} MiB",
+            peak_kib / 1024
+        );
+    }
+}

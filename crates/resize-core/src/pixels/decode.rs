@@ -23,8 +23,8 @@ use crate::values::Limits;
 
 /// An opened image: its header read, its pixels not yet.
 pub(super) struct Decoder<'a> {
-    header: Box<dyn ImageDecoder + 'a>,
-    bytes: &'a [u8],
+    pub(super) header: Box<dyn ImageDecoder + 'a>,
+    pub(super) bytes: &'a [u8],
 }
 
 /// The decoded source in its stored orientation.
@@ -254,6 +254,67 @@ fn decode_jpeg(bytes: &[u8], denominator: u32) -> Result<Jpeg, RenderError> {
         return Err(fail("decoded fewer rows than the header declares".to_owned()));
     }
     Ok(jpeg)
+}
+
+/// A JPEG's frame header: what libjpeg allocates from.
+pub(super) struct Frame {
+    /// Progressive (SOF2, SOF6, SOF10, SOF14): libjpeg then keeps every
+    /// coefficient until the last scan.
+    pub(super) progressive: bool,
+    /// Each component's horizontal and vertical sampling factors.
+    pub(super) sampling: Vec<(u8, u8)>,
+}
+
+impl Frame {
+    /// Bytes of a full-size coefficient buffer (2 per coefficient, whole
+    /// 8×8 blocks) for a `stored`-size image.
+    pub(super) fn coefficient_bytes(&self, (width, height): (u32, u32)) -> u64 {
+        let h_max = u64::from(self.sampling.iter().map(|s| s.0).max().unwrap_or(1).max(1));
+        let v_max = u64::from(self.sampling.iter().map(|s| s.1).max().unwrap_or(1).max(1));
+        // libjpeg pads each component to whole MCUs.
+        let mcu_w = u64::from(width).div_ceil(8 * h_max);
+        let mcu_h = u64::from(height).div_ceil(8 * v_max);
+        self.sampling
+            .iter()
+            .map(|&(h, v)| mcu_w * u64::from(h) * mcu_h * u64::from(v) * 128)
+            .sum()
+    }
+}
+
+/// Reads the frame header (SOFn) by walking the marker segments before the
+/// first scan; `None` when there is none to find.
+pub(super) fn jpeg_frame(bytes: &[u8]) -> Option<Frame> {
+    let mut at = 2; // after SOI
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return None;
+        }
+        let marker = bytes[at + 1];
+        if marker == 0xFF {
+            at += 1; // fill byte
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        let segment = bytes.get(at + 4..at + 2 + len)?;
+        match marker {
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                // P, Y, X, Nf, then (id, HV, Tq) per component.
+                let count = usize::from(*segment.get(5)?);
+                let sampling = segment
+                    .get(6..6 + 3 * count)?
+                    .chunks_exact(3)
+                    .map(|c| (c[1] >> 4, c[1] & 0x0F))
+                    .collect();
+                return Some(Frame {
+                    progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+                    sampling,
+                });
+            }
+            0xDA | 0xD9 => return None,
+            _ => at += 2 + len,
+        }
+    }
+    None
 }
 
 /// The most scans a JPEG may have. Each progressive scan makes libjpeg

@@ -11,6 +11,7 @@
 mod colour;
 mod decode;
 mod encode;
+mod memory;
 mod orient;
 mod resize;
 
@@ -22,6 +23,8 @@ use moxcms::TransformExecutor;
 use crate::geometry::{self, Size};
 use crate::recipe::Recipe;
 use crate::values::{Format, Limits};
+
+pub use memory::working_set;
 
 /// An image could not be rendered. Every variant is permanent for the bytes
 /// given: retrying the same input cannot succeed.
@@ -206,14 +209,14 @@ pub fn render(bytes: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderErr
     }
     // `sizes` is ascending and not empty.
     let largest = sizes[sizes.len() - 1];
-    let source = decode::decode(decoder, &probe, largest)?;
+    let mut source = decode::decode(decoder, &probe, largest)?;
     let meta = Meta {
         channels: source.channels,
         orientation: source.orientation,
         to_srgb: source.to_srgb.clone(),
     };
     let finish = |size: Size, pixels: &[u8]| finish_size(&meta, size, pixels, recipe);
-    let per_size = resize::resize_each(&source, &sizes, &finish)?;
+    let per_size = resize::resize_each(&mut source, &sizes, &finish)?;
     Ok(per_size.into_iter().flatten().collect())
 }
 

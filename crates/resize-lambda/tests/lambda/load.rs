@@ -65,9 +65,10 @@ fn a_hundred_records_and_an_sqs_batch_fit_the_configured_memory() {
         &world,
         &[("SIZES", "120,360"), ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", &memory)],
     );
-    // 512 MB holds two images at once (see README: Concurrency).
+    // Images render at once while their estimates fit 512 MB less the
+    // reserve (see README: Memory).
     let init = lambda.stdout_with("initialised");
-    assert!(init.contains("\"concurrency\":2"), "{init}");
+    assert!(init.contains("\"budget_mb\":432"), "{init}");
 
     let records: Vec<(&str, &str)> = direct
         .iter()
