@@ -1,5 +1,7 @@
 //! Any bytes through the whole pipeline: limits, decoding, orientation,
-//! colour, resizing and every encoder. Must return an image or an error.
+//! colour, resizing and every encoder. Must return an image or an error;
+//! the memory estimate, read from the same header, must exist whenever
+//! the image does.
 
 #![no_main]
 
@@ -26,7 +28,13 @@ fn recipe() -> &'static Recipe {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(out) = resize_core::render(data, recipe()) {
+    let estimate = resize_core::working_set(data, recipe());
+    let rendered = resize_core::render(data, recipe());
+    assert!(
+        estimate.is_ok() || rendered.is_err(),
+        "rendered without an estimate: {estimate:?}"
+    );
+    if let Ok(out) = rendered {
         for r in out {
             assert!(!r.bytes.is_empty(), "empty {:?} output", r.format);
             assert!(r.width <= 40 && r.height >= 1);

@@ -55,10 +55,10 @@ pub enum ConfigError {
 }
 
 /// Memory kept out of the images' budget, in MB: the runtime, the SDK,
-/// tokio's and rayon's threads and the allocator's slack (44 MB peak after
-/// a small image, measured with the release `bootstrap`), plus the bodies
-/// fetched but not yet admitted (at most `concurrency` − 1 of them, a few
-/// MB each for photos).
+/// tokio's and rayon's threads and the allocator's slack (the release
+/// `bootstrap` peaked at 22 MiB over 110 small photos, `load.rs`), plus the
+/// bodies fetched but not yet admitted (at most `concurrency` − 1 of them,
+/// a few MB each for photos).
 pub const RESERVE_MB: u64 = 80;
 /// Sources fetched at once per core when `CONCURRENCY` is not set: one
 /// renders while the other is fetched or written.
