@@ -702,3 +702,77 @@ fn premultiplying_the_source_once_changes_no_byte() {
         }
     }
 }
+
+/// A gray or RGB JPEG is decoded a few rows at a time and resized strip by
+/// strip; every output row must match one resize of the whole decoded
+/// image within 1 level (the crop offsets round differently), for sizes
+/// made from the source at every DCT scale, odd sizes, a source shorter
+/// than one strip and a gray one.
+#[test]
+fn streamed_jpegs_match_a_whole_image_resize() {
+    use resize_core::stages;
+    use resize_testkit::large::{large_photo, Kind};
+    let jpeg = |w: u32, h: u32| {
+        let mut out = Vec::new();
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, ((x ^ y) & 0xFF) as u8])
+        });
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg)
+            .unwrap();
+        out
+    };
+    // (what, source, widths: all made from the source)
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "3000x2000, full scale",
+            large_photo(Kind::Jpeg, 3000, 2000),
+            "1200,900",
+        ),
+        (
+            "3001x1999, 1/2 scale",
+            large_photo(Kind::Jpeg, 3001, 1999),
+            "1100,700",
+        ),
+        (
+            "6000x4000, 1/8 scale",
+            large_photo(Kind::Jpeg, 6000, 4000),
+            "700,500",
+        ),
+        (
+            "progressive, 1/4 scale",
+            large_photo(Kind::ProgressiveJpeg, 4000, 3000),
+            "900,700",
+        ),
+        ("gray", large_photo(Kind::GrayJpeg, 2000, 1500), "999,600"),
+        ("shorter than a strip", jpeg(900, 37), "500,300"),
+        ("taller than wide", jpeg(300, 2500), "200,120"),
+        ("upscale=source", jpeg(640, 480), "1000"),
+    ];
+    for (what, bytes, widths) in &cases {
+        let r = recipe(&[("SIZES", widths), ("FORMATS", "png"), ("UPSCALE", "source")]);
+        let out = render(bytes, &r).unwrap();
+        let largest = out.iter().map(|o| (o.width, o.height)).max().unwrap();
+        let decoded = stages::decode(bytes, Default::default(), Some(largest)).unwrap();
+        for o in &out {
+            let expect = stages::resize(&decoded, o.width, o.height).unwrap();
+            let got = image::load_from_memory(&o.bytes).unwrap();
+            let got = match decoded.channels {
+                stages::Channels::Gray => got.into_luma8().into_raw(),
+                _ => got.into_rgb8().into_raw(),
+            };
+            assert_eq!(got.len(), expect.len(), "{what} {}", o.width);
+            let worst = got
+                .iter()
+                .zip(&expect)
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap_or(0);
+            let off = got.iter().zip(&expect).filter(|(a, b)| a != b).count();
+            assert!(
+                worst <= 1,
+                "{what} at {} px: {off} values differ, by up to {worst}",
+                o.width
+            );
+        }
+    }
+}

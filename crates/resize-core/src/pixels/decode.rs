@@ -256,6 +256,121 @@ fn decode_jpeg(bytes: &[u8], denominator: u32) -> Result<Jpeg, RenderError> {
     Ok(jpeg)
 }
 
+/// A gray or RGB JPEG being decoded by libjpeg a few rows at a time, so the
+/// whole decoded image never exists at once (`resize::resize_streamed`).
+pub(super) struct JpegRows<'a> {
+    started: mozjpeg::decompress::DecompressStarted<&'a [u8]>,
+    /// Decoded (scaled) size.
+    pub(super) width: u32,
+    pub(super) height: u32,
+    pub(super) channels: Channels,
+    pub(super) orientation: Orientation,
+    pub(super) to_srgb: Option<Arc<dyn TransformExecutor<u8> + Send + Sync>>,
+    read: u32,
+}
+
+/// Starts a row-by-row decode when the source is a gray or RGB JPEG (the
+/// others, CMYK among them, are decoded whole by [`decode`]); `Ok(None)`
+/// hands the decoder back for that.
+pub(super) fn jpeg_rows<'a>(
+    decoder: Decoder<'a>,
+    probe: &Probe,
+    largest: Size,
+) -> Result<Result<JpegRows<'a>, Decoder<'a>>, RenderError> {
+    if probe.format != "jpeg" || jpeg_frame(decoder.bytes).is_some_and(|f| f.sampling.len() == 4) {
+        return Ok(Err(decoder));
+    }
+    let orientation = Orientation::from_exif(probe.exif_orientation).unwrap_or(Orientation::NoTransforms);
+    let Decoder { mut header, bytes } = decoder;
+    let icc = header.icc_profile().ok().flatten();
+    let (w, h) = header.dimensions();
+    drop(header);
+    let target = if swaps_axes(orientation) {
+        (largest.height, largest.width)
+    } else {
+        (largest.width, largest.height)
+    };
+    let denominator = dct_scale((w, h), target);
+    let started = std::panic::catch_unwind(|| -> std::io::Result<_> {
+        use mozjpeg::ColorSpace;
+        let mut d = mozjpeg::Decompress::new_mem(bytes)?;
+        d.scale((8 / denominator.clamp(1, 8)) as u8);
+        match d.color_space() {
+            ColorSpace::JCS_GRAYSCALE => Ok((d.grayscale()?, Channels::Gray)),
+            ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => Err(std::io::ErrorKind::Unsupported.into()),
+            _ => Ok((d.rgb()?, Channels::Rgb)),
+        }
+    });
+    let (started, channels) = match started {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(jpeg_error(e)),
+        Err(panic) => return Err(jpeg_fail(libjpeg_message(panic.as_ref()))),
+    };
+    let to_srgb = match channels {
+        Channels::Rgb => icc.as_deref().and_then(|icc| srgb_transform(icc, Layout::Rgb)),
+        _ => None,
+    };
+    Ok(Ok(JpegRows {
+        // libjpeg's sizes are JDIMENSION (u32) widened to usize.
+        width: u32::try_from(started.width()).unwrap_or(u32::MAX),
+        height: u32::try_from(started.height()).unwrap_or(u32::MAX),
+        started,
+        channels,
+        orientation,
+        to_srgb,
+        read: 0,
+    }))
+}
+
+impl JpegRows<'_> {
+    /// Fills `rows` (whole rows) with the next rows of the image.
+    pub(super) fn read(&mut self, rows: &mut [u8]) -> Result<(), RenderError> {
+        let line = self.width as usize * self.channels.count();
+        let n = rows.len() / line.max(1);
+        if self.read as usize + n > self.height as usize {
+            return Err(jpeg_fail("asked for rows past the end".to_owned()));
+        }
+        let started = &mut self.started;
+        // libjpeg's errors unwind out of its handler (see `decode_jpeg`).
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            started.read_scanlines_into(rows).map(|_| ())
+        }));
+        match result {
+            Ok(Ok(())) => {
+                self.read += n as u32;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(jpeg_error(e)),
+            Err(panic) => Err(jpeg_fail(libjpeg_message(panic.as_ref()))),
+        }
+    }
+
+    /// Ends the decode after the last row, as `decode_jpeg` does.
+    pub(super) fn finish(self) -> Result<(), RenderError> {
+        let started = self.started;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| started.finish())) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(jpeg_error(e)),
+            Err(panic) => Err(jpeg_fail(libjpeg_message(panic.as_ref()))),
+        }
+    }
+}
+
+fn jpeg_fail(message: String) -> RenderError {
+    RenderError::Decode {
+        format: "jpeg",
+        message,
+    }
+}
+
+fn jpeg_error(e: std::io::Error) -> RenderError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        jpeg_fail("file is truncated".to_owned())
+    } else {
+        jpeg_fail(e.to_string().to_lowercase())
+    }
+}
+
 /// A JPEG's frame header: what libjpeg allocates from.
 pub(super) struct Frame {
     /// Progressive (SOF2, SOF6, SOF10, SOF14): libjpeg then keeps every

@@ -21,6 +21,7 @@ use image::ImageDecoder;
 
 use super::decode::{self, Decoder};
 use super::orient::swaps_axes;
+use super::resize::STRIP_ROWS;
 use super::{sizes, Channels, RenderError};
 use crate::recipe::Recipe;
 use crate::values::Format;
@@ -137,6 +138,26 @@ pub fn working_set(bytes: &[u8], recipe: &Recipe) -> Result<u64, RenderError> {
         })
         .sum();
     let resize_phase = source_bytes + kept + encoders + resizing;
+    if source.streamed {
+        // While rows arrive: libjpeg's own buffers (a progressive JPEG's
+        // coefficients), the window of rows the filters reach, and the
+        // sizes made from the source (counted as all sizes); then, with
+        // the decoder gone, the rest of the cascade and the encoders.
+        let smallest = sizes
+            .first()
+            .map_or(1, |s| if swapped { s.width } else { s.height });
+        let reach = 3.0 * (f64::from(source.height) / f64::from(smallest.max(1))).max(1.0);
+        let window_rows = u64::from(STRIP_ROWS) + 2 * reach.ceil() as u64 + 4;
+        let window = window_rows * u64::from(source.width) * ch;
+        let resized: u64 = sizes
+            .iter()
+            .map(|s| u64::from(s.width) * u64::from(s.height) * ch)
+            .sum();
+        let streaming = source.decode_peak + window + resized;
+        let children = largest_px * ch * at_once as u64;
+        let finishing = kept + encoders + children;
+        return Ok(body + CODEC_SLACK + streaming.max(finishing));
+    }
     Ok(body + CODEC_SLACK + source.decode_peak.max(resize_phase))
 }
 
@@ -145,8 +166,10 @@ struct SourceShape {
     width: u32,
     height: u32,
     channels: Channels,
-    /// Peak bytes while decoding.
+    /// Peak bytes while decoding (for a streamed source, libjpeg's own).
     decode_peak: u64,
+    /// Decoded a few rows at a time (`decode::jpeg_rows`), never whole.
+    streamed: bool,
 }
 
 fn jpeg_source(bytes: &[u8], stored: (u32, u32), target: (u32, u32)) -> SourceShape {
@@ -165,11 +188,18 @@ fn jpeg_source(bytes: &[u8], stored: (u32, u32), target: (u32, u32)) -> SourceSh
         Some(f) if f.progressive => f.coefficient_bytes(stored),
         _ => 0,
     };
+    // Gray and RGB stream (`decode::jpeg_rows`); CMYK is decoded whole.
+    let streamed = components != 4;
     SourceShape {
         width,
         height,
         channels,
-        decode_peak: out + coefficients,
+        decode_peak: if streamed {
+            coefficients
+        } else {
+            out + coefficients
+        },
+        streamed,
     }
 }
 
@@ -197,5 +227,6 @@ fn other_source(header: &dyn ImageDecoder, format: &str, (width, height): (u32, 
         height,
         channels,
         decode_peak: native + converted + codec,
+        streamed: false,
     }
 }

@@ -2,7 +2,10 @@
 //! resizing and encoding.
 //!
 //! The source is decoded once (a JPEG at the smallest DCT scale the outputs
-//! allow). Each output is resized in the stored orientation and only then
+//! allow). A gray or RGB JPEG is decoded a few rows at a time and the sizes
+//! made from it are resized strip by strip as the rows arrive, so its
+//! decoded pixels are never whole in memory; other sources are decoded
+//! whole. Each output is resized in the stored orientation and only then
 //! rotated, so rotations touch small buffers; it is encoded the moment it
 //! exists, while other sizes are still being resized. Colour is converted
 //! to sRGB on the small buffers too; no metadata is ever copied, since
@@ -183,9 +186,9 @@ pub(crate) fn sizes(recipe: &Recipe, probe: &Probe) -> Vec<Size> {
 ///
 /// The widths of one image are resized and encoded in parallel on rayon's
 /// global thread pool. To bound the threads, call it inside
-/// `rayon::ThreadPool::install`; to bound memory, bound how many images are
-/// rendered at once (each holds its decoded pixels until its outputs are
-/// resized).
+/// `rayon::ThreadPool::install`; to bound memory, admit images to a
+/// [`MemoryBudget`](crate::MemoryBudget) by their [`working_set`] (which
+/// [`run_job`](crate::run_job) does with `JobOptions::budget`).
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -209,6 +212,21 @@ pub fn render(bytes: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderErr
     }
     // `sizes` is ascending and not empty.
     let largest = sizes[sizes.len() - 1];
+    // A gray or RGB JPEG streams: decoded a few rows at a time and resized
+    // strip by strip, never whole in memory.
+    let decoder = match decode::jpeg_rows(decoder, &probe, largest)? {
+        Ok(rows) => {
+            let meta = Meta {
+                channels: rows.channels,
+                orientation: rows.orientation,
+                to_srgb: rows.to_srgb.clone(),
+            };
+            let finish = |size: Size, pixels: &[u8]| finish_size(&meta, size, pixels, recipe);
+            let per_size = resize::resize_streamed(rows, &sizes, &finish)?;
+            return Ok(per_size.into_iter().flatten().collect());
+        }
+        Err(decoder) => decoder,
+    };
     let mut source = decode::decode(decoder, &probe, largest)?;
     let meta = Meta {
         channels: source.channels,

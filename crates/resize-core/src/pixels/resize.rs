@@ -4,7 +4,10 @@
 
 use fast_image_resize as fir;
 
-use super::decode::Source;
+use image::metadata::Orientation;
+use rayon::prelude::*;
+
+use super::decode::{JpegRows, Source};
 use super::orient::swaps_axes;
 use super::{Channels, RenderError};
 use crate::geometry::Size;
@@ -52,55 +55,273 @@ pub(super) fn resize_each<T: Send>(
         Alpha::Straight
     };
     let source = &*source;
-    let stored = |s: Size| {
-        if swaps_axes(source.orientation) {
-            (s.height, s.width)
-        } else {
-            (s.width, s.height)
-        }
-    };
-    // Largest first: a base always comes before the sizes made from it.
-    let mut order: Vec<usize> = (0..sizes.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse((sizes[i].width, sizes[i].height)));
-    let sorted: Vec<Size> = order.iter().map(|&i| sizes[i]).collect();
-    let stored_order: Vec<(u32, u32)> = sorted.iter().map(|&s| stored(s)).collect();
-    let base = cascade_bases(&stored_order, &sorted);
-    let tree = Tree {
-        sizes: &sorted,
-        stored: &stored_order,
-        children: (0..sorted.len())
-            .map(|j| (0..sorted.len()).filter(|&i| base[i] == Some(j)).collect())
-            .collect(),
-        channels: source.channels,
-        finish,
-        done: (0..sorted.len()).map(|_| std::sync::Mutex::new(None)).collect(),
-    };
+    let plan = Cascade::new(sizes, source.orientation);
+    let tree = plan.tree(source.channels, finish);
     let from_source = (&source.pixels[..], source.width, source.height, source_alpha);
     rayon::scope(|s| {
-        for i in (0..sorted.len()).filter(|&i| base[i].is_none()) {
+        for i in plan.roots() {
             let tree = &tree;
             s.spawn(move |_| tree.make(i, from_source));
         }
     });
-    // Walk largest first, so a failed base reports its own error before
-    // the sizes that needed it.
-    let mut results: Vec<Option<T>> = (0..sizes.len()).map(|_| None).collect();
-    for (k, slot) in tree.done.into_iter().enumerate() {
-        // A poisoned lock means `finish` panicked; the panic itself has
-        // already propagated out of the scope above, so this is unreachable.
-        let outcome = slot.into_inner().unwrap_or(None);
-        let (w, h) = stored_order[k];
-        let value = outcome.unwrap_or_else(|| {
-            Err(RenderError::Resize {
-                width: w,
-                height: h,
-                message: "cascade base missing".to_owned(),
-            })
-        })?;
-        results[order[k]] = Some(value);
+    plan.collect(tree)
+}
+
+/// Resizes a JPEG decoded a few rows at a time (`decode::jpeg_rows`) to
+/// every size, as [`resize_each`] does a whole source: the sizes resized
+/// from the source are made strip by strip while the rows arrive, so the
+/// decoded image is never whole in memory, only a window of rows as tall
+/// as the filters reach; then the rest of the cascade and `finish` run as
+/// in [`resize_each`].
+///
+/// Each strip is one fast_image_resize call on the window with a crop box
+/// at the strip's own source coordinates, and the window holds every row
+/// the Lanczos3 filter reaches, so each output row is computed from the
+/// same pixels with the same weights as from the whole image (up to
+/// floating-point rounding of the crop offset: the tests allow 1 level).
+pub(super) fn resize_streamed<T: Send>(
+    mut rows: JpegRows<'_>,
+    sizes: &[Size],
+    finish: &Finish<'_, T>,
+) -> Result<Vec<T>, RenderError> {
+    let plan = Cascade::new(sizes, rows.orientation);
+    let roots: Vec<usize> = plan.roots().collect();
+    let (src_w, src_h, channels) = (rows.width, rows.height, rows.channels);
+    let line = src_w as usize * channels.count();
+    let mut strips: Vec<Strips> = roots
+        .iter()
+        .map(|&i| Strips::new(plan.stored[i], src_h, channels))
+        .collect();
+    let mut window: Vec<u8> = Vec::new();
+    let mut next: Vec<u8> = Vec::new();
+    let (mut win_start, mut win_end) = (0u32, 0u32);
+    // Each step resizes what the window completes (the roots in parallel,
+    // on rayon's pool) while this thread decodes the next rows: libjpeg is
+    // one thread, so the resizes cost no wall time beside it.
+    loop {
+        let last = win_end == src_h;
+        let n = STRIP_ROWS.min(src_h - win_end);
+        next.resize(n as usize * line, 0);
+        let view = Window {
+            pixels: &window,
+            width: src_w,
+            start: win_start,
+            end: win_end,
+            last,
+            channels,
+        };
+        let mut resized = Ok(());
+        let mut read = Ok(());
+        // In place: the decoder stays on this thread (libjpeg's state is not
+        // `Send`), only the resizes go to the pool.
+        rayon::in_place_scope(|s| {
+            s.spawn(|_| resized = strips.par_iter_mut().try_for_each(|s| s.advance(&view)));
+            if n > 0 {
+                read = rows.read(&mut next);
+            }
+        });
+        resized?;
+        read?;
+        if last {
+            break;
+        }
+        // Drop the rows no size needs any more, then add the new ones.
+        let keep = strips
+            .iter()
+            .map(Strips::first_needed)
+            .min()
+            .unwrap_or(win_end)
+            .clamp(win_start, win_end);
+        window.drain(..(keep - win_start) as usize * line);
+        window.extend_from_slice(&next);
+        win_start = keep;
+        win_end += n;
     }
-    // Every slot was filled above or the function returned.
-    Ok(results.into_iter().flatten().collect())
+    rows.finish()?;
+    drop((window, next));
+    let tree = plan.tree(channels, finish);
+    rayon::scope(|s| {
+        for (&i, strip) in roots.iter().zip(strips) {
+            let tree = &tree;
+            s.spawn(move |_| tree.finish_and_descend(i, strip.pixels));
+        }
+    });
+    plan.collect(tree)
+}
+
+/// Source rows decoded per step of [`resize_streamed`]: a few MCU rows.
+pub(super) const STRIP_ROWS: u32 = 64;
+
+/// The decoded rows at hand: `start..end` of the source.
+struct Window<'a> {
+    pixels: &'a [u8],
+    width: u32,
+    start: u32,
+    end: u32,
+    /// Whether `end` is the source's last row.
+    last: bool,
+    channels: Channels,
+}
+
+/// One size resized from a streamed source, row strip by row strip.
+struct Strips {
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+    /// Rows made so far.
+    next: u32,
+    /// Source rows per output row, and how far the filter reaches in
+    /// source rows (Lanczos3: 3, times the scale when shrinking).
+    scale: f64,
+    radius: f64,
+}
+
+impl Strips {
+    fn new((width, height): (u32, u32), src_h: u32, channels: Channels) -> Strips {
+        let scale = f64::from(src_h) / f64::from(height.max(1));
+        Strips {
+            width,
+            height,
+            pixels: vec![0; width as usize * height as usize * channels.count()],
+            next: 0,
+            scale,
+            radius: 3.0 * scale.max(1.0),
+        }
+    }
+
+    /// The first source row the next output row reaches (one row early,
+    /// for rounding); `u32::MAX` when every row is made.
+    fn first_needed(&self) -> u32 {
+        if self.next >= self.height {
+            return u32::MAX;
+        }
+        let centre = (f64::from(self.next) + 0.5) * self.scale;
+        ((centre - self.radius).floor() - 1.0).max(0.0) as u32
+    }
+
+    /// Makes every output row whose filter the window covers.
+    fn advance(&mut self, window: &Window<'_>) -> Result<(), RenderError> {
+        if self.next >= self.height || window.end == window.start {
+            return Ok(());
+        }
+        // Row r reaches up to source row ceil((r + 0.5) × scale + radius),
+        // exclusive; one row of slack for rounding.
+        let end = if window.last {
+            self.height
+        } else {
+            let last = ((f64::from(window.end) - 1.0 - self.radius) / self.scale - 0.5).floor();
+            (last + 1.0).clamp(0.0, f64::from(self.height)) as u32
+        };
+        if end <= self.next {
+            return Ok(());
+        }
+        let (width, rows) = (self.width, end - self.next);
+        let err = |e: &dyn std::fmt::Display| RenderError::Resize {
+            width,
+            height: rows,
+            message: e.to_string(),
+        };
+        let pixel_type = pixel_type(window.channels);
+        let in_window = window.end - window.start;
+        let src = fir::images::ImageRef::new(window.width, in_window, window.pixels, pixel_type)
+            .map_err(|e| err(&e))?;
+        let bytes = width as usize * window.channels.count();
+        let out = &mut self.pixels[self.next as usize * bytes..end as usize * bytes];
+        let mut dst = fir::images::Image::from_slice_u8(width, rows, out, pixel_type).map_err(|e| err(&e))?;
+        let top = f64::from(self.next) * self.scale - f64::from(window.start);
+        let height = (f64::from(rows) * self.scale).min(f64::from(in_window) - top);
+        let options = fir::ResizeOptions::new()
+            .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3))
+            .crop(0.0, top, f64::from(window.width), height)
+            .use_alpha(false);
+        fir::Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| err(&e))?;
+        self.next = end;
+        Ok(())
+    }
+}
+
+/// The cascade's plan: sizes largest first, each with the size it is
+/// resized from (`None`: the source).
+struct Cascade {
+    /// For each position in `sorted`, the index in the caller's `sizes`.
+    order: Vec<usize>,
+    sorted: Vec<Size>,
+    /// `sorted` in the stored orientation.
+    stored: Vec<(u32, u32)>,
+    base: Vec<Option<usize>>,
+}
+
+impl Cascade {
+    fn new(sizes: &[Size], orientation: Orientation) -> Cascade {
+        let stored = |s: Size| {
+            if swaps_axes(orientation) {
+                (s.height, s.width)
+            } else {
+                (s.width, s.height)
+            }
+        };
+        // Largest first: a base always comes before the sizes made from it.
+        let mut order: Vec<usize> = (0..sizes.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse((sizes[i].width, sizes[i].height)));
+        let sorted: Vec<Size> = order.iter().map(|&i| sizes[i]).collect();
+        let stored: Vec<(u32, u32)> = sorted.iter().map(|&s| stored(s)).collect();
+        let base = cascade_bases(&stored, &sorted);
+        Cascade {
+            order,
+            sorted,
+            stored,
+            base,
+        }
+    }
+
+    /// The sizes resized from the source.
+    fn roots(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.sorted.len()).filter(|&i| self.base[i].is_none())
+    }
+
+    fn tree<'a, T>(&'a self, channels: Channels, finish: &'a Finish<'a, T>) -> Tree<'a, T> {
+        Tree {
+            sizes: &self.sorted,
+            stored: &self.stored,
+            children: (0..self.sorted.len())
+                .map(|j| {
+                    (0..self.sorted.len())
+                        .filter(|&i| self.base[i] == Some(j))
+                        .collect()
+                })
+                .collect(),
+            channels,
+            finish,
+            done: (0..self.sorted.len())
+                .map(|_| std::sync::Mutex::new(None))
+                .collect(),
+        }
+    }
+
+    /// The results in the caller's order, or the first error, largest
+    /// first, so a failed base reports its own error before the sizes
+    /// that needed it.
+    fn collect<T>(&self, tree: Tree<'_, T>) -> Result<Vec<T>, RenderError> {
+        let mut results: Vec<Option<T>> = (0..self.sorted.len()).map(|_| None).collect();
+        for (k, slot) in tree.done.into_iter().enumerate() {
+            // A poisoned lock means `finish` panicked; the panic itself has
+            // already propagated out of the scope, so this is unreachable.
+            let outcome = slot.into_inner().unwrap_or(None);
+            let (w, h) = self.stored[k];
+            let value = outcome.unwrap_or_else(|| {
+                Err(RenderError::Resize {
+                    width: w,
+                    height: h,
+                    message: "cascade base missing".to_owned(),
+                })
+            })?;
+            results[self.order[k]] = Some(value);
+        }
+        // Every slot was filled above or the function returned.
+        Ok(results.into_iter().flatten().collect())
+    }
 }
 
 /// What is done with each resized size (orient, convert, encode).
@@ -123,31 +344,40 @@ struct Tree<'a, T> {
 }
 
 impl<T: Send> Tree<'_, T> {
-    /// Resizes size `i` from `from` (pixels, width, height, alpha), then,
-    /// at the same time, the sizes made from it and `finish` on it.
+    /// Resizes size `i` from `from` (pixels, width, height, alpha), then
+    /// goes on as [`Tree::finish_and_descend`].
     fn make(&self, i: usize, from: (&[u8], u32, u32, Alpha)) {
         let (w, h) = self.stored[i];
-        let outcome = match resize_from(from.0, from.1, from.2, self.channels, from.3, w, h) {
-            Err(e) => Err(e),
-            Ok(pixels) => {
-                let mut finished = None;
-                rayon::scope(|s| {
-                    for &c in &self.children[i] {
-                        let pixels = &pixels[..];
-                        s.spawn(move |_| self.make(c, (pixels, w, h, Alpha::Straight)));
-                    }
-                    finished = Some((self.finish)(self.sizes[i], &pixels));
-                });
-                // `finished` is set inside the scope, which has returned.
-                finished.unwrap_or_else(|| {
-                    Err(RenderError::Resize {
-                        width: w,
-                        height: h,
-                        message: "output was not finished".to_owned(),
-                    })
-                })
+        match resize_from(from.0, from.1, from.2, self.channels, from.3, w, h) {
+            Ok(pixels) => self.finish_and_descend(i, pixels),
+            Err(e) => self.record(i, Err(e)),
+        }
+    }
+
+    /// With size `i` made: at the same time, the sizes made from it and
+    /// `finish` on it.
+    fn finish_and_descend(&self, i: usize, pixels: Vec<u8>) {
+        let (w, h) = self.stored[i];
+        let mut finished = None;
+        rayon::scope(|s| {
+            for &c in &self.children[i] {
+                let pixels = &pixels[..];
+                s.spawn(move |_| self.make(c, (pixels, w, h, Alpha::Straight)));
             }
-        };
+            finished = Some((self.finish)(self.sizes[i], &pixels));
+        });
+        // `finished` is set inside the scope, which has returned.
+        let outcome = finished.unwrap_or_else(|| {
+            Err(RenderError::Resize {
+                width: w,
+                height: h,
+                message: "output was not finished".to_owned(),
+            })
+        });
+        self.record(i, outcome);
+    }
+
+    fn record(&self, i: usize, outcome: Result<T, RenderError>) {
         if let Ok(mut slot) = self.done[i].lock() {
             *slot = Some(outcome);
         }
@@ -226,11 +456,7 @@ fn resize_from(
         height,
         message: e.to_string(),
     };
-    let pixel_type = match channels {
-        Channels::Gray => fir::PixelType::U8,
-        Channels::Rgb => fir::PixelType::U8x3,
-        Channels::Rgba => fir::PixelType::U8x4,
-    };
+    let pixel_type = pixel_type(channels);
     let src = fir::images::ImageRef::new(src_w, src_h, pixels, pixel_type).map_err(|e| err(&e))?;
     let mut dst = fir::images::Image::new(width, height, pixel_type);
     // Lanczos3 like sharp and libvips. Alpha is premultiplied for U8x4 so
@@ -249,4 +475,12 @@ fn resize_from(
             .map_err(|e| err(&e))?;
     }
     Ok(dst.into_vec())
+}
+
+fn pixel_type(channels: Channels) -> fir::PixelType {
+    match channels {
+        Channels::Gray => fir::PixelType::U8,
+        Channels::Rgb => fir::PixelType::U8x3,
+        Channels::Rgba => fir::PixelType::U8x4,
+    }
 }
