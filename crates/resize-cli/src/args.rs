@@ -188,16 +188,7 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 
 /// The machine's memory (`MemTotal` in `/proc/meminfo`), in bytes.
 fn machine_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
+    crate::report::proc_bytes("/proc/meminfo", "MemTotal:")
 }
 
 #[cfg(test)]

@@ -279,10 +279,15 @@ impl Summary {
 /// `getrusage`, whose figure carries over the parent's memory across
 /// `fork`/`exec`, `VmHWM` belongs to this program's own address space.
 fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: u64 = status
+    proc_bytes("/proc/self/status", "VmHWM:")
+}
+
+/// A `field: N kB` line of a `/proc` file, in bytes (Linux only).
+pub fn proc_bytes(file: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let kib: u64 = text
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()

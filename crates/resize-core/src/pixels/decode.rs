@@ -16,7 +16,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 use moxcms::{Layout, TransformExecutor};
 
 use super::colour::{cmyk_to_rgb, srgb_transform};
-use super::orient::swaps_axes;
+use super::orient::{stored, swaps_axes};
 use super::{libjpeg_message, Channels, Probe, RenderError};
 use crate::geometry::Size;
 use crate::values::Limits;
@@ -129,12 +129,7 @@ pub(super) fn decode(decoder: Decoder<'_>, probe: &Probe, largest: Size) -> Resu
     let (pixels, width, height, channels) = if probe.format == "jpeg" {
         let (w, h) = header.dimensions();
         drop(header);
-        let target = if swaps_axes(orientation) {
-            (largest.height, largest.width)
-        } else {
-            (largest.width, largest.height)
-        };
-        let decoded = decode_jpeg(bytes, dct_scale((w, h), target))?;
+        let decoded = decode_jpeg(bytes, dct_scale((w, h), stored(largest, orientation)))?;
         match decoded.cmyk {
             None => (decoded.pixels, decoded.width, decoded.height, decoded.channels),
             Some(inverted) => {
@@ -285,12 +280,7 @@ pub(super) fn jpeg_rows<'a>(
     let icc = header.icc_profile().ok().flatten();
     let (w, h) = header.dimensions();
     drop(header);
-    let target = if swaps_axes(orientation) {
-        (largest.height, largest.width)
-    } else {
-        (largest.width, largest.height)
-    };
-    let denominator = dct_scale((w, h), target);
+    let denominator = dct_scale((w, h), stored(largest, orientation));
     let started = std::panic::catch_unwind(|| -> std::io::Result<_> {
         use mozjpeg::ColorSpace;
         let mut d = mozjpeg::Decompress::new_mem(bytes)?;

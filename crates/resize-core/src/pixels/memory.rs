@@ -20,7 +20,7 @@
 use image::ImageDecoder;
 
 use super::decode::{self, Decoder};
-use super::orient::swaps_axes;
+use super::orient::stored;
 use super::resize::STRIP_ROWS;
 use super::{sizes, Channels, RenderError};
 use crate::recipe::Recipe;
@@ -40,20 +40,13 @@ pub fn working_set(bytes: &[u8], recipe: &Recipe) -> Result<u64, RenderError> {
     let Some(&largest) = sizes.last() else {
         return Ok(body);
     };
-    let swapped = swaps_axes(
-        image::metadata::Orientation::from_exif(probe.exif_orientation)
-            .unwrap_or(image::metadata::Orientation::NoTransforms),
-    );
+    let orientation = image::metadata::Orientation::from_exif(probe.exif_orientation)
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let Decoder { mut header, .. } = decoder;
     let (w, h) = header.dimensions();
     let has_profile = header.icc_profile().ok().flatten().is_some();
     let source = if probe.format == "jpeg" {
-        let target = if swapped {
-            (largest.height, largest.width)
-        } else {
-            (largest.width, largest.height)
-        };
-        jpeg_source(bytes, (w, h), target)
+        jpeg_source(bytes, (w, h), stored(largest, orientation))
     } else {
         other_source(&*header, probe.format, (w, h))
     };
@@ -109,7 +102,7 @@ pub fn working_set(bytes: &[u8], recipe: &Recipe) -> Result<u64, RenderError> {
         // The cascade resizes from the source exactly the sizes with no
         // other size twice as large on both axes (`resize::cascade_bases`);
         // counting every size is the safe side of that.
-        from_source.push(u64::from(if swapped { size.height } else { size.width }));
+        from_source.push(u64::from(stored(*size, orientation).0));
     }
     let at_once = rayon::current_num_threads().max(1);
     let largest_first = |mut v: Vec<u64>| {
@@ -143,9 +136,7 @@ pub fn working_set(bytes: &[u8], recipe: &Recipe) -> Result<u64, RenderError> {
         // coefficients), the window of rows the filters reach, and the
         // sizes made from the source (counted as all sizes); then, with
         // the decoder gone, the rest of the cascade and the encoders.
-        let smallest = sizes
-            .first()
-            .map_or(1, |s| if swapped { s.width } else { s.height });
+        let smallest = sizes.first().map_or(1, |&s| stored(s, orientation).1);
         let reach = 3.0 * (f64::from(source.height) / f64::from(smallest.max(1))).max(1.0);
         let window_rows = u64::from(STRIP_ROWS) + 2 * reach.ceil() as u64 + 4;
         let window = window_rows * u64::from(source.width) * ch;

@@ -253,11 +253,7 @@ fn finish_size(
     recipe: &Recipe,
 ) -> Result<Vec<Rendition>, RenderError> {
     // Resized in the stored orientation; rotate the small result.
-    let (sw, sh) = if orient::swaps_axes(source.orientation) {
-        (size.height, size.width)
-    } else {
-        (size.width, size.height)
-    };
+    let (sw, sh) = orient::stored(size, source.orientation);
     let oriented;
     let mut pixels = pixels;
     if source.orientation != Orientation::NoTransforms {

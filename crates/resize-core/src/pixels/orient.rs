@@ -4,6 +4,7 @@ use image::metadata::Orientation;
 use image::{imageops, ImageBuffer, Pixel};
 
 use super::{Channels, RenderError};
+use crate::geometry::Size;
 
 /// `pixels` (`width` × `height`, stored orientation) turned upright.
 pub(super) fn orient(
@@ -66,4 +67,14 @@ pub(super) fn swaps_axes(o: Orientation) -> bool {
             | Orientation::Rotate90FlipH
             | Orientation::Rotate270FlipH
     )
+}
+
+/// An upright `size` as stored: width and height swapped for the
+/// orientations that rotate by 90°.
+pub(super) fn stored(size: Size, o: Orientation) -> (u32, u32) {
+    if swaps_axes(o) {
+        (size.height, size.width)
+    } else {
+        (size.width, size.height)
+    }
 }

@@ -8,7 +8,7 @@ use image::metadata::Orientation;
 use rayon::prelude::*;
 
 use super::decode::{JpegRows, Source};
-use super::orient::swaps_axes;
+use super::orient::stored;
 use super::{Channels, RenderError};
 use crate::geometry::Size;
 
@@ -38,16 +38,9 @@ pub(super) fn resize_each<T: Send>(
 ) -> Result<Vec<T>, RenderError> {
     // Not when a size is the source's own: a copy must stay exact, and
     // dividing what was multiplied is not for faint pixels.
-    let stored_size = |s: &Size| {
-        if swaps_axes(source.orientation) {
-            (s.height, s.width)
-        } else {
-            (s.width, s.height)
-        }
-    };
     let copied = sizes
         .iter()
-        .any(|s| stored_size(s) == (source.width, source.height));
+        .any(|&s| stored(s, source.orientation) == (source.width, source.height));
     let source_alpha = if source.channels == Channels::Rgba && !copied {
         premultiply(source)?;
         Alpha::Premultiplied
@@ -255,18 +248,11 @@ struct Cascade {
 
 impl Cascade {
     fn new(sizes: &[Size], orientation: Orientation) -> Cascade {
-        let stored = |s: Size| {
-            if swaps_axes(orientation) {
-                (s.height, s.width)
-            } else {
-                (s.width, s.height)
-            }
-        };
         // Largest first: a base always comes before the sizes made from it.
         let mut order: Vec<usize> = (0..sizes.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse((sizes[i].width, sizes[i].height)));
         let sorted: Vec<Size> = order.iter().map(|&i| sizes[i]).collect();
-        let stored: Vec<(u32, u32)> = sorted.iter().map(|&s| stored(s)).collect();
+        let stored: Vec<(u32, u32)> = sorted.iter().map(|&s| stored(s, orientation)).collect();
         let base = cascade_bases(&stored, &sorted);
         Cascade {
             order,
