@@ -196,10 +196,6 @@ struct Jpeg {
 
 /// Decodes a JPEG with libjpeg at `1/denominator` of its size.
 fn decode_jpeg(bytes: &[u8], denominator: u32) -> Result<Jpeg, RenderError> {
-    let fail = |message: String| RenderError::Decode {
-        format: "jpeg",
-        message,
-    };
     // libjpeg reports a fatal error by unwinding out of its error handler
     // (mozjpeg's `unwinding` feature, with `panic = "unwind"` in every
     // profile); it is caught here and becomes this image's error.
@@ -234,11 +230,8 @@ fn decode_jpeg(bytes: &[u8], denominator: u32) -> Result<Jpeg, RenderError> {
     });
     let jpeg = match decoded {
         Ok(Ok(jpeg)) => jpeg,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            return Err(fail("file is truncated".to_owned()))
-        }
-        Ok(Err(e)) => return Err(fail(e.to_string().to_lowercase())),
-        Err(panic) => return Err(fail(libjpeg_message(panic.as_ref()))),
+        Ok(Err(e)) => return Err(jpeg_error(e)),
+        Err(panic) => return Err(jpeg_fail(libjpeg_message(panic.as_ref()))),
     };
     let per_pixel = if jpeg.cmyk.is_some() {
         4
@@ -246,7 +239,9 @@ fn decode_jpeg(bytes: &[u8], denominator: u32) -> Result<Jpeg, RenderError> {
         jpeg.channels.count()
     };
     if jpeg.pixels.len() as u64 != u64::from(jpeg.width) * u64::from(jpeg.height) * per_pixel as u64 {
-        return Err(fail("decoded fewer rows than the header declares".to_owned()));
+        return Err(jpeg_fail(
+            "decoded fewer rows than the header declares".to_owned(),
+        ));
     }
     Ok(jpeg)
 }
