@@ -22,6 +22,22 @@ const PAGE: usize = 4096;
 
 pub struct HugePages;
 
+/// Has glibc's `malloc` (the blocks under [`LARGE`], and every buffer
+/// libjpeg, libwebp and mozjpeg allocate in C) map each block of 128 KiB and
+/// up on its own and unmap it when freed. By default glibc raises that
+/// threshold to the largest block freed so far (up to 32 MiB), after which
+/// an image's multi-megabyte buffers come from its heaps and stay resident,
+/// fragmented, after they are freed: peak RSS on iphone6.jpg (JPEG job)
+/// 52 → 42 MB with this, at no measurable CPU cost.
+pub fn map_large_blocks() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: `mallopt` only sets a tuning parameter; called before any
+    // thread is started.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
+}
+
 fn is_large(layout: &Layout) -> bool {
     layout.size() >= LARGE && layout.align() <= PAGE
 }

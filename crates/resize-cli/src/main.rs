@@ -32,6 +32,8 @@ use crate::report::{ImageLine, Summary};
 static ALLOCATOR: huge_pages::HugePages = huge_pages::HugePages;
 
 fn main() -> ExitCode {
+    #[cfg(target_os = "linux")]
+    huge_pages::map_large_blocks();
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {

@@ -516,9 +516,10 @@ fn write(
             })?)
         }
     };
-    let renditions = pixels::render(&source.bytes, recipe).map_err(render_error)?;
+    let Fetched { bytes, meta } = source;
+    let renditions = pixels::render_owned(bytes, recipe).map_err(render_error)?;
     let mut metadata = vec![(META_SOURCE, key)];
-    if let Some(version) = source.meta.version.as_deref() {
+    if let Some(version) = meta.version.as_deref() {
         metadata.push((META_SOURCE_VERSION, version));
     }
     let mut variants: Vec<Variant> = planned.into_iter().map(|p| p.variant).collect();

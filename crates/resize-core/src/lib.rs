@@ -75,7 +75,7 @@ pub use keys::{
     KeyTooLong, NotASource, Replacement, SourceKey, Template, DEFAULT_TEMPLATE, MAX_KEY_BYTES,
     SOURCE_EXTENSIONS,
 };
-pub use pixels::{probe, render, working_set, Probe, RenderError, Rendition};
+pub use pixels::{probe, render, render_owned, working_set, Probe, RenderError, Rendition};
 pub use recipe::{Recipe, RecipeBuilder};
 pub use settings::{Setting, SettingsError, SETTINGS};
 pub use storage::{Fetched, MemoryStorage, Meta, Object, Storage, StorageError, StoredObject};

@@ -19,6 +19,7 @@ use resize_lambda::config::Config;
 use resize_lambda::handler::{self, App};
 
 fn main() -> ExitCode {
+    map_large_blocks();
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
@@ -85,6 +86,21 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+/// Has glibc's `malloc` map each block of 128 KiB and up on its own and
+/// unmap it when freed, as the CLI does (see `huge_pages::map_large_blocks`
+/// there): by default glibc raises that threshold to the largest block
+/// freed so far, after which an image's multi-megabyte buffers (libjpeg's,
+/// libwebp's, the resized sizes) come from its heaps and stay resident
+/// after they are freed, which the next invocation's budget cannot see.
+fn map_large_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets a tuning parameter; called before any
+    // thread is started.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
 }
 
 /// Reports an init failure to the Runtime API (`POST /runtime/init/error`).

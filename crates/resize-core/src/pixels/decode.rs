@@ -246,10 +246,35 @@ fn decode_jpeg(bytes: &[u8], denominator: u32) -> Result<Jpeg, RenderError> {
     Ok(jpeg)
 }
 
+/// The encoded image, lent by the caller or given to the render. Given
+/// bytes are freed as soon as the decoder has read them all
+/// ([`Draining`]), so they do not sit beside the decoded pixels.
+pub(super) enum Input<'a> {
+    Lent(&'a [u8]),
+    Given(Vec<u8>),
+}
+
+impl Input<'_> {
+    pub(super) fn bytes(&self) -> &[u8] {
+        match self {
+            Input::Lent(b) => b,
+            Input::Given(v) => v,
+        }
+    }
+}
+
+/// What starting a row-by-row JPEG decode needs from the header, holding
+/// no borrow of the bytes (so given bytes can be moved to the decoder).
+pub(super) struct JpegHeader {
+    icc: Option<Vec<u8>>,
+    dimensions: (u32, u32),
+    orientation: Orientation,
+}
+
 /// A gray or RGB JPEG being decoded by libjpeg a few rows at a time, so the
 /// whole decoded image never exists at once (`resize::resize_streamed`).
 pub(super) struct JpegRows<'a> {
-    started: mozjpeg::decompress::DecompressStarted<&'a [u8]>,
+    started: mozjpeg::decompress::DecompressStarted<std::io::BufReader<Draining<'a>>>,
     /// Decoded (scaled) size.
     pub(super) width: u32,
     pub(super) height: u32,
@@ -259,33 +284,73 @@ pub(super) struct JpegRows<'a> {
     read: u32,
 }
 
-/// Starts a row-by-row decode when the source is a gray or RGB JPEG (the
-/// others, CMYK among them, are decoded whole by [`decode`]); `Ok(None)`
-/// hands the decoder back for that.
-pub(super) fn jpeg_rows<'a>(
-    decoder: Decoder<'a>,
-    probe: &Probe,
-    largest: Size,
-) -> Result<Result<JpegRows<'a>, Decoder<'a>>, RenderError> {
-    if probe.format != "jpeg" || jpeg_frame(decoder.bytes).is_some_and(|f| f.sampling.len() == 4) {
-        return Ok(Err(decoder));
+/// Reads the encoded bytes once, front to back, and frees given bytes with
+/// the read that takes their last byte. libjpeg reads through a small
+/// buffer (a `BufReader`), never straight from these bytes, so nothing
+/// points into them once they are read: a progressive JPEG has read every
+/// byte before its first row, a baseline one by its last rows, and in
+/// either case the file is gone before the encoders start.
+pub(super) struct Draining<'a> {
+    input: Input<'a>,
+    at: usize,
+}
+
+impl std::io::Read for Draining<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = self.input.bytes().get(self.at..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        if self.at >= self.input.bytes().len() {
+            if let Input::Given(v) = &mut self.input {
+                *v = Vec::new();
+                self.at = 0;
+            }
+        }
+        Ok(n)
     }
-    let orientation = Orientation::from_exif(probe.exif_orientation).unwrap_or(Orientation::NoTransforms);
-    let Decoder { mut header, bytes } = decoder;
-    let icc = header.icc_profile().ok().flatten();
-    let (w, h) = header.dimensions();
-    drop(header);
-    let denominator = dct_scale((w, h), stored(largest, orientation));
-    let started = std::panic::catch_unwind(|| -> std::io::Result<_> {
+}
+
+/// The header of a gray or RGB JPEG, which [`jpeg_rows`] decodes row by
+/// row; other images (CMYK JPEGs among them) hand the decoder back, for
+/// [`decode`] to decode whole.
+pub(super) fn jpeg_header<'a>(decoder: Decoder<'a>, probe: &Probe) -> Result<JpegHeader, Decoder<'a>> {
+    if probe.format != "jpeg" || jpeg_frame(decoder.bytes).is_some_and(|f| f.sampling.len() == 4) {
+        return Err(decoder);
+    }
+    let mut header = decoder.header;
+    Ok(JpegHeader {
+        icc: header.icc_profile().ok().flatten(),
+        dimensions: header.dimensions(),
+        orientation: Orientation::from_exif(probe.exif_orientation).unwrap_or(Orientation::NoTransforms),
+    })
+}
+
+/// Starts the row-by-row decode of the JPEG in `input` (whose header is
+/// `header`) at the DCT scale `largest` allows.
+pub(super) fn jpeg_rows<'a>(
+    header: JpegHeader,
+    input: Input<'a>,
+    largest: Size,
+) -> Result<JpegRows<'a>, RenderError> {
+    let JpegHeader {
+        icc,
+        dimensions,
+        orientation,
+    } = header;
+    let denominator = dct_scale(dimensions, stored(largest, orientation));
+    // libjpeg asks for 4 KiB at a time by default; 64 KiB keeps the calls few.
+    let reader = std::io::BufReader::with_capacity(64 << 10, Draining { input, at: 0 });
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> std::io::Result<_> {
         use mozjpeg::ColorSpace;
-        let mut d = mozjpeg::Decompress::new_mem(bytes)?;
+        let mut d = mozjpeg::Decompress::new_reader(reader)?;
         d.scale((8 / denominator.clamp(1, 8)) as u8);
         match d.color_space() {
             ColorSpace::JCS_GRAYSCALE => Ok((d.grayscale()?, Channels::Gray)),
             ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => Err(std::io::ErrorKind::Unsupported.into()),
             _ => Ok((d.rgb()?, Channels::Rgb)),
         }
-    });
+    }));
     let (started, channels) = match started {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(jpeg_error(e)),
@@ -295,7 +360,7 @@ pub(super) fn jpeg_rows<'a>(
         Channels::Rgb => icc.as_deref().and_then(|icc| srgb_transform(icc, Layout::Rgb)),
         _ => None,
     };
-    Ok(Ok(JpegRows {
+    Ok(JpegRows {
         // libjpeg's sizes are JDIMENSION (u32) widened to usize.
         width: u32::try_from(started.width()).unwrap_or(u32::MAX),
         height: u32::try_from(started.height()).unwrap_or(u32::MAX),
@@ -304,7 +369,7 @@ pub(super) fn jpeg_rows<'a>(
         orientation,
         to_srgb,
         read: 0,
-    }))
+    })
 }
 
 impl JpegRows<'_> {

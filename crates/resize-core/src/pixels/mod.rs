@@ -18,6 +18,8 @@ mod memory;
 mod orient;
 mod resize;
 
+use decode::Input;
+
 use std::sync::Arc;
 
 use image::metadata::Orientation;
@@ -205,7 +207,20 @@ pub(crate) fn sizes(recipe: &Recipe, probe: &Probe) -> Vec<Size> {
 /// # Ok(()) }
 /// ```
 pub fn render(bytes: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
-    let (probe, decoder) = decode::open(bytes, recipe.limits())?;
+    render_input(Input::Lent(bytes), recipe)
+}
+
+/// [`render`] for bytes the caller has no further use for: they are freed
+/// as soon as the decoder has read them, before the largest buffers are
+/// (a progressive JPEG's coefficients, the resized sizes, the encoders),
+/// which lowers the peak by the file's size. [`run_job`](crate::run_job)
+/// renders this way.
+pub fn render_owned(bytes: Vec<u8>, recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
+    render_input(Input::Given(bytes), recipe)
+}
+
+fn render_input(input: Input<'_>, recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
+    let (probe, decoder) = decode::open(input.bytes(), recipe.limits())?;
     let sizes = sizes(recipe, &probe);
     if sizes.is_empty() {
         return Ok(Vec::new());
@@ -213,9 +228,17 @@ pub fn render(bytes: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderErr
     // `sizes` is ascending and not empty.
     let largest = sizes[sizes.len() - 1];
     // A gray or RGB JPEG streams: decoded a few rows at a time and resized
-    // strip by strip, never whole in memory.
-    let decoder = match decode::jpeg_rows(decoder, &probe, largest)? {
-        Ok(rows) => {
+    // strip by strip, never whole in memory. Anything else is decoded whole
+    // here, within this statement, which ends the decoder's borrow of the
+    // bytes so they can be moved or freed below.
+    let whole = match decode::jpeg_header(decoder, &probe) {
+        Ok(header) => Err(header),
+        Err(decoder) => Ok(decode::decode(decoder, &probe, largest)?),
+    };
+    let mut source = match whole {
+        Ok(source) => source,
+        Err(header) => {
+            let rows = decode::jpeg_rows(header, input, largest)?;
             let meta = Meta {
                 channels: rows.channels,
                 orientation: rows.orientation,
@@ -225,9 +248,9 @@ pub fn render(bytes: &[u8], recipe: &Recipe) -> Result<Vec<Rendition>, RenderErr
             let per_size = resize::resize_streamed(rows, &sizes, &finish)?;
             return Ok(per_size.into_iter().flatten().collect());
         }
-        Err(decoder) => decoder,
     };
-    let mut source = decode::decode(decoder, &probe, largest)?;
+    // Decoded: given bytes go before the resizes start.
+    drop(input);
     let meta = Meta {
         channels: source.channels,
         orientation: source.orientation,

@@ -73,30 +73,38 @@ pub(super) fn resize_each<T: Send>(
 /// same pixels with the same weights as from the whole image (up to
 /// floating-point rounding of the crop offset: the tests allow 1 level).
 pub(super) fn resize_streamed<T: Send>(
-    mut rows: JpegRows<'_>,
+    rows: JpegRows<'_>,
     sizes: &[Size],
     finish: &Finish<'_, T>,
 ) -> Result<Vec<T>, RenderError> {
     let plan = Cascade::new(sizes, rows.orientation);
     let roots: Vec<usize> = plan.roots().collect();
     let (src_w, src_h, channels) = (rows.width, rows.height, rows.channels);
+    let mut rows = Some(rows);
     let line = src_w as usize * channels.count();
     let mut strips: Vec<Strips> = roots
         .iter()
         .map(|&i| Strips::new(plan.stored[i], src_h, channels))
         .collect();
+    // Rows `win_start..win_end` of the source, then (during a step) the
+    // rows being decoded: one buffer, grown to its largest size once.
     let mut window: Vec<u8> = Vec::new();
-    let mut next: Vec<u8> = Vec::new();
     let (mut win_start, mut win_end) = (0u32, 0u32);
     // Each step resizes what the window completes (the roots in parallel,
-    // on rayon's pool) while this thread decodes the next rows: libjpeg is
-    // one thread, so the resizes cost no wall time beside it.
+    // on rayon's pool) while this thread decodes the next rows into the
+    // window's tail: libjpeg is one thread, so the resizes cost no wall
+    // time beside it.
     loop {
         let last = win_end == src_h;
         let n = strip_rows(src_h).min(src_h - win_end);
-        next.resize(n as usize * line, 0);
+        let have = window.len();
+        // Exact, not doubled: the window's size repeats step after step,
+        // and a doubled capacity would be touched memory held to the end.
+        window.reserve_exact(n as usize * line);
+        window.resize(have + n as usize * line, 0);
+        let (pixels, incoming) = window.split_at_mut(have);
         let view = Window {
-            pixels: &window,
+            pixels,
             width: src_w,
             start: win_start,
             end: win_end,
@@ -109,16 +117,24 @@ pub(super) fn resize_streamed<T: Send>(
         // `Send`), only the resizes go to the pool.
         rayon::in_place_scope(|s| {
             s.spawn(|_| resized = strips.par_iter_mut().try_for_each(|s| s.advance(&view)));
-            if n > 0 {
-                read = rows.read(&mut next);
+            if let (true, Some(rows)) = (n > 0, rows.as_mut()) {
+                read = rows.read(incoming);
             }
         });
         resized?;
         read?;
+        // Every row is read: libjpeg's buffers (a progressive JPEG's
+        // coefficients, the file's size in pixels × 2 per channel) go now,
+        // before the last strips fill the sizes to their full size.
+        if win_end + n == src_h {
+            if let Some(rows) = rows.take() {
+                rows.finish()?;
+            }
+        }
         if last {
             break;
         }
-        // Drop the rows no size needs any more, then add the new ones.
+        // Drop the rows no size needs any more; the new ones are in place.
         let keep = strips
             .iter()
             .map(Strips::first_needed)
@@ -126,12 +142,10 @@ pub(super) fn resize_streamed<T: Send>(
             .unwrap_or(win_end)
             .clamp(win_start, win_end);
         window.drain(..(keep - win_start) as usize * line);
-        window.extend_from_slice(&next);
         win_start = keep;
         win_end += n;
     }
-    rows.finish()?;
-    drop((window, next));
+    drop(window);
     let tree = plan.tree(channels, finish);
     rayon::scope(|s| {
         for (&i, strip) in roots.iter().zip(strips) {
