@@ -215,8 +215,10 @@ fn a_thousand_images_in_flat_memory() {
     );
 }
 
-/// Large photos under `--memory`: what fits is written, an image whose
-/// estimate passes the whole limit fails alone with both figures, and the
+/// Large photos under `--memory`: what fits is written (two 72 MP JPEGs and
+/// a 60 MP PNG, which stream), an image whose estimate passes the whole
+/// limit (a 40 MP lossless WebP, decoded whole) fails alone with both
+/// figures, and the
 /// process stays near the limit (the limit bounds the images; the program
 /// itself takes a few MB more).
 #[test]
@@ -227,8 +229,9 @@ fn large_photos_within_a_memory_limit() {
     sb.write("in/big-0.jpg", &jpeg);
     sb.write("in/big-1.jpg", &jpeg);
     sb.write("in/wide.png", &large_photo(Kind::Png, 10000, 6000));
-    // (limit MB, whether the 60 MP PNG fits)
-    for (limit, png_fits) in [(200u64, false), (400, true)] {
+    sb.write("in/whole.webp", &large_photo(Kind::WebPLossless, 8000, 5000));
+    // (limit MB, whether the WebP fits)
+    for (limit, webp_fits) in [(200u64, false), (400, true)] {
         let memory = format!("{limit}M");
         let (run, peak_kib) = sb.run_measured(&[
             "--memory",
@@ -255,22 +258,26 @@ fn large_photos_within_a_memory_limit() {
                 }
             }
         }
-        if png_fits {
+        assert_eq!(
+            image::image_dimensions(sb.path("out/wide-2200.jpg")).unwrap(),
+            (2200, 1320)
+        );
+        if webp_fits {
             run.expect_code(0);
             assert_eq!(
-                image::image_dimensions(sb.path("out/wide-2200.jpg")).unwrap(),
-                (2200, 1320)
+                image::image_dimensions(sb.path("out/whole-2200.jpg")).unwrap(),
+                (2200, 1375)
             );
         } else {
             run.expect_code(1);
             let reason = report["failed"][0]["reason"].as_str().unwrap_or_default();
-            assert_eq!(report["failed"][0]["key"], "wide.png", "{report}");
+            assert_eq!(report["failed"][0]["key"], "whole.webp", "{report}");
             assert!(
-                reason.starts_with("cannot render `wide.png`: needs about ")
+                reason.starts_with("cannot render `whole.webp`: needs about ")
                     && reason.ends_with(&format!("MB of memory; the limit is {limit} MB (--memory)")),
                 "{reason}"
             );
-            assert!(!sb.path("out/wide-360.jpg").exists());
+            assert!(!sb.path("out/whole-360.jpg").exists());
         }
         assert!(
             peak_kib < (limit + 32) * 1024,

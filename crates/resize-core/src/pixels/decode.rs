@@ -263,25 +263,41 @@ impl Input<'_> {
     }
 }
 
-/// What starting a row-by-row JPEG decode needs from the header, holding
-/// no borrow of the bytes (so given bytes can be moved to the decoder).
-pub(super) struct JpegHeader {
+/// What starting a row-by-row decode needs from the header, holding no
+/// borrow of the bytes (so given bytes can be moved to the decoder).
+pub(super) struct StreamHeader {
+    png: bool,
     icc: Option<Vec<u8>>,
     dimensions: (u32, u32),
+    channels: Channels,
     orientation: Orientation,
 }
 
-/// A gray or RGB JPEG being decoded by libjpeg a few rows at a time, so the
-/// whole decoded image never exists at once (`resize::resize_streamed`).
-pub(super) struct JpegRows<'a> {
-    started: mozjpeg::decompress::DecompressStarted<std::io::BufReader<Draining<'a>>>,
-    /// Decoded (scaled) size.
+impl StreamHeader {
+    /// PNG rows are read from lent bytes; a JPEG's decoder takes them.
+    pub(super) fn is_png(&self) -> bool {
+        self.png
+    }
+}
+
+/// A source being decoded a few rows at a time, so the whole decoded image
+/// never exists at once (`resize::resize_streamed`): a gray or RGB JPEG
+/// (libjpeg), or a PNG that is not interlaced (the png crate; Adam7 fills
+/// the image in seven passes).
+pub(super) struct Rows<'a> {
+    decoder: RowDecoder<'a>,
+    /// Decoded (for a JPEG, DCT-scaled) size.
     pub(super) width: u32,
     pub(super) height: u32,
     pub(super) channels: Channels,
     pub(super) orientation: Orientation,
     pub(super) to_srgb: Option<Arc<dyn TransformExecutor<u8> + Send + Sync>>,
     read: u32,
+}
+
+enum RowDecoder<'a> {
+    Jpeg(Box<mozjpeg::decompress::DecompressStarted<std::io::BufReader<Draining<'a>>>>),
+    Png(Box<png::Reader<Cursor<&'a [u8]>>>),
 }
 
 /// Reads the encoded bytes once, front to back, and frees given bytes with
@@ -311,32 +327,64 @@ impl std::io::Read for Draining<'_> {
     }
 }
 
-/// The header of a gray or RGB JPEG, which [`jpeg_rows`] decodes row by
-/// row; other images (CMYK JPEGs among them) hand the decoder back, for
-/// [`decode`] to decode whole.
-pub(super) fn jpeg_header<'a>(decoder: Decoder<'a>, probe: &Probe) -> Result<JpegHeader, Decoder<'a>> {
-    if probe.format != "jpeg" || jpeg_frame(decoder.bytes).is_some_and(|f| f.sampling.len() == 4) {
+/// The header of a source [`jpeg_rows`] or [`png_rows`] decode row by row:
+/// a gray or RGB JPEG, or a PNG that is not interlaced (RGBA only when
+/// `rgba` allows it: an RGBA source with a size of its own is left to
+/// [`decode`], see `resize::resize_each`). Others hand the decoder back,
+/// for [`decode`] to decode whole.
+pub(super) fn stream_header<'a>(
+    decoder: Decoder<'a>,
+    probe: &Probe,
+    rgba: bool,
+) -> Result<StreamHeader, Decoder<'a>> {
+    let png = match probe.format {
+        "jpeg" if jpeg_frame(decoder.bytes).is_none_or(|f| f.sampling.len() != 4) => false,
+        "png" if png_interlaced(decoder.bytes) == Some(false) => true,
+        _ => return Err(decoder),
+    };
+    let color = decoder.header.color_type();
+    let channels = if color.has_alpha() {
+        Channels::Rgba
+    } else if color.has_color() {
+        Channels::Rgb
+    } else {
+        Channels::Gray
+    };
+    if channels == Channels::Rgba && !rgba {
         return Err(decoder);
     }
     let mut header = decoder.header;
-    Ok(JpegHeader {
+    Ok(StreamHeader {
+        png,
         icc: header.icc_profile().ok().flatten(),
         dimensions: header.dimensions(),
+        channels,
         orientation: Orientation::from_exif(probe.exif_orientation).unwrap_or(Orientation::NoTransforms),
     })
+}
+
+/// Whether a PNG's header declares Adam7 interlacing (`None`: no header).
+pub(super) fn png_interlaced(bytes: &[u8]) -> Option<bool> {
+    // Signature (8), IHDR length and type (8), width, height (8), bit
+    // depth, colour type, compression, filter, interlace.
+    if bytes.get(12..16)? != b"IHDR" {
+        return None;
+    }
+    Some(*bytes.get(28)? != 0)
 }
 
 /// Starts the row-by-row decode of the JPEG in `input` (whose header is
 /// `header`) at the DCT scale `largest` allows.
 pub(super) fn jpeg_rows<'a>(
-    header: JpegHeader,
+    header: StreamHeader,
     input: Input<'a>,
     largest: Size,
-) -> Result<JpegRows<'a>, RenderError> {
-    let JpegHeader {
+) -> Result<Rows<'a>, RenderError> {
+    let StreamHeader {
         icc,
         dimensions,
         orientation,
+        ..
     } = header;
     let denominator = dct_scale(dimensions, stored(largest, orientation));
     // libjpeg asks for 4 KiB at a time by default; 64 KiB keeps the calls few.
@@ -360,11 +408,11 @@ pub(super) fn jpeg_rows<'a>(
         Channels::Rgb => icc.as_deref().and_then(|icc| srgb_transform(icc, Layout::Rgb)),
         _ => None,
     };
-    Ok(JpegRows {
+    Ok(Rows {
         // libjpeg's sizes are JDIMENSION (u32) widened to usize.
         width: u32::try_from(started.width()).unwrap_or(u32::MAX),
         height: u32::try_from(started.height()).unwrap_or(u32::MAX),
-        started,
+        decoder: RowDecoder::Jpeg(Box::new(started)),
         channels,
         orientation,
         to_srgb,
@@ -372,37 +420,161 @@ pub(super) fn jpeg_rows<'a>(
     })
 }
 
-impl JpegRows<'_> {
+/// Starts the row-by-row decode of the PNG in `bytes` (whose header is
+/// `header`), to the channels the image crate would give (`header`'s):
+/// palettes and transparency expanded, gray with alpha as RGBA, 16-bit
+/// samples rounded to 8 bits as the image crate rounds them, so the pixels
+/// are those of a whole decode.
+pub(super) fn png_rows<'a>(
+    header: StreamHeader,
+    bytes: &'a [u8],
+    limits: Limits,
+) -> Result<Rows<'a>, RenderError> {
+    let StreamHeader {
+        icc,
+        dimensions: (width, height),
+        channels,
+        orientation,
+        ..
+    } = header;
+    let mut d = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        // Rows, the zlib window and chunks: far less than a whole image.
+        png::Limits {
+            bytes: usize::try_from(limits.max_input_bytes.saturating_add(64 << 20)).unwrap_or(usize::MAX),
+        },
+    );
+    d.set_transformations(png::Transformations::EXPAND);
+    let reader = d.read_info().map_err(png_error)?;
+    let (color, _) = reader.output_color_type();
+    let expected = match color {
+        png::ColorType::Grayscale => Channels::Gray,
+        png::ColorType::Rgb => Channels::Rgb,
+        _ => Channels::Rgba,
+    };
+    if expected != channels || reader.info().size() != (width, height) {
+        return Err(png_fail(
+            "the image crate and the png crate read the header differently".to_owned(),
+        ));
+    }
+    let to_srgb = match channels {
+        Channels::Gray => None,
+        Channels::Rgb => icc.as_deref().and_then(|icc| srgb_transform(icc, Layout::Rgb)),
+        Channels::Rgba => icc.as_deref().and_then(|icc| srgb_transform(icc, Layout::Rgba)),
+    };
+    Ok(Rows {
+        decoder: RowDecoder::Png(Box::new(reader)),
+        width,
+        height,
+        channels,
+        orientation,
+        to_srgb,
+        read: 0,
+    })
+}
+
+impl Rows<'_> {
     /// Fills `rows` (whole rows) with the next rows of the image.
     pub(super) fn read(&mut self, rows: &mut [u8]) -> Result<(), RenderError> {
         let line = self.width as usize * self.channels.count();
         let n = rows.len() / line.max(1);
+        let fail = |message: &str| match self.decoder {
+            RowDecoder::Jpeg(_) => jpeg_fail(message.to_owned()),
+            RowDecoder::Png(_) => png_fail(message.to_owned()),
+        };
         if self.read as usize + n > self.height as usize {
-            return Err(jpeg_fail("asked for rows past the end".to_owned()));
+            return Err(fail("asked for rows past the end"));
         }
-        let started = &mut self.started;
-        // libjpeg's errors unwind out of its handler (see `decode_jpeg`).
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            started.read_scanlines_into(rows).map(|_| ())
-        }));
-        match result {
-            Ok(Ok(())) => {
-                self.read += n as u32;
-                Ok(())
+        match &mut self.decoder {
+            RowDecoder::Jpeg(started) => {
+                // libjpeg's errors unwind out of its handler (see `decode_jpeg`).
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    started.read_scanlines_into(rows).map(|_| ())
+                }));
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(jpeg_error(e)),
+                    Err(panic) => return Err(jpeg_fail(libjpeg_message(panic.as_ref()))),
+                }
             }
-            Ok(Err(e)) => Err(jpeg_error(e)),
-            Err(panic) => Err(jpeg_fail(libjpeg_message(panic.as_ref()))),
+            RowDecoder::Png(reader) => {
+                let (color, depth) = reader.output_color_type();
+                let sixteen = depth == png::BitDepth::Sixteen;
+                for out in rows.chunks_exact_mut(line) {
+                    let Some(row) = reader.next_row().map_err(png_error)? else {
+                        return Err(png_fail("file is truncated".to_owned()));
+                    };
+                    png_row(row.data(), color, sixteen, out);
+                }
+            }
         }
+        self.read += n as u32;
+        Ok(())
     }
 
     /// Ends the decode after the last row, as `decode_jpeg` does.
     pub(super) fn finish(self) -> Result<(), RenderError> {
-        let started = self.started;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| started.finish())) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(jpeg_error(e)),
-            Err(panic) => Err(jpeg_fail(libjpeg_message(panic.as_ref()))),
+        match self.decoder {
+            RowDecoder::Jpeg(started) => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| started.finish())) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(jpeg_error(e)),
+                    Err(panic) => Err(jpeg_fail(libjpeg_message(panic.as_ref()))),
+                }
+            }
+            // Every row is read; what follows the image (text, IEND) the
+            // whole decode does not read either.
+            RowDecoder::Png(_) => Ok(()),
         }
+    }
+}
+
+/// One PNG row, as the png crate expands it, in `out`'s layout (the
+/// header's channels): gray with alpha becomes RGBA; 16-bit samples
+/// (big-endian) become `round(v × 255 / 65535)`, the image crate's rounding.
+fn png_row(row: &[u8], color: png::ColorType, sixteen: bool, out: &mut [u8]) {
+    let sample = |i: usize| -> u8 {
+        if sixteen {
+            let v = u32::from(u16::from_be_bytes([row[2 * i], row[2 * i + 1]]));
+            // At most (65535 + 128) / 257 = 255.
+            ((v + 128) / 257) as u8
+        } else {
+            row[i]
+        }
+    };
+    match color {
+        png::ColorType::GrayscaleAlpha => {
+            for (x, px) in out.chunks_exact_mut(4).enumerate() {
+                let (g, a) = (sample(2 * x), sample(2 * x + 1));
+                px.copy_from_slice(&[g, g, g, a]);
+            }
+        }
+        _ if sixteen => {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = sample(i);
+            }
+        }
+        _ => out.copy_from_slice(&row[..out.len()]),
+    }
+}
+
+fn png_fail(message: String) -> RenderError {
+    RenderError::Decode {
+        format: "png",
+        message,
+    }
+}
+
+/// The png crate's error as the whole decode reports it through the image
+/// crate (`map_err`): "format error decoding png: …", truncation as such.
+fn png_error(e: png::DecodingError) -> RenderError {
+    match e {
+        png::DecodingError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            png_fail("file is truncated".to_owned())
+        }
+        png::DecodingError::IoError(io) => png_fail(io.to_string().to_lowercase()),
+        png::DecodingError::Format(f) => png_fail(format!("format error decoding png: {f}").to_lowercase()),
+        other => png_fail(other.to_string().to_lowercase()),
     }
 }
 

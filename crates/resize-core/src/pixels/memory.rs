@@ -45,10 +45,15 @@ pub fn working_set(bytes: &[u8], recipe: &Recipe) -> Result<u64, RenderError> {
     let Decoder { mut header, .. } = decoder;
     let (w, h) = header.dimensions();
     let has_profile = header.icc_profile().ok().flatten().is_some();
+    // An RGBA source with a size of its own is decoded whole (`render`).
+    let copied = sizes
+        .iter()
+        .any(|s| (s.width, s.height) == (probe.width, probe.height));
     let source = if probe.format == "jpeg" {
         jpeg_source(bytes, (w, h), stored(largest, orientation))
     } else {
-        other_source(&*header, probe.format, (w, h))
+        let png_rows = probe.format == "png" && decode::png_interlaced(bytes) == Some(false);
+        other_source(&*header, probe.format, (w, h), png_rows, copied)
     };
     let ch = source.channels.count() as u64;
     let source_bytes = u64::from(source.width) * u64::from(source.height) * ch;
@@ -115,9 +120,6 @@ pub fn working_set(bytes: &[u8], recipe: &Recipe) -> Result<u64, RenderError> {
     // premultiplied in place (`resize::resize_each`) unless a size is the
     // source's own, when fir premultiplies a copy per resize; a size made
     // from another always gets a premultiplied copy of that one.
-    let copied = sizes
-        .iter()
-        .any(|s| (s.width, s.height) == (probe.width, probe.height));
     let largest_px = u64::from(largest.width) * u64::from(largest.height);
     let resizing: u64 = largest_first(from_source)
         .map(|dst_w| {
@@ -147,7 +149,15 @@ pub fn working_set(bytes: &[u8], recipe: &Recipe) -> Result<u64, RenderError> {
             .map(|s| u64::from(s.width) * u64::from(s.height) * ch)
             .sum();
         let streaming = source.decode_peak + window + resized;
-        let children = largest_px * ch * at_once as u64;
+        // A size made from another is at most a quarter of it (half on
+        // each axis, `resize::cascade_bases`), made at most one per thread,
+        // each from fast_image_resize's premultiplied copy of an RGBA base.
+        let premultiplied_base = if source.channels == Channels::Rgba {
+            largest_px * 4
+        } else {
+            0
+        };
+        let children = (largest_px / 4 * ch + premultiplied_base) * at_once as u64;
         let finishing = kept + encoders + children;
         return Ok(body + CODEC_SLACK + streaming.max(finishing));
     }
@@ -161,7 +171,8 @@ struct SourceShape {
     channels: Channels,
     /// Peak bytes while decoding (for a streamed source, libjpeg's own).
     decode_peak: u64,
-    /// Decoded a few rows at a time (`decode::jpeg_rows`), never whole.
+    /// Decoded a few rows at a time (`decode::jpeg_rows`, `png_rows`),
+    /// never whole.
     streamed: bool,
 }
 
@@ -198,7 +209,16 @@ fn jpeg_source(bytes: &[u8], stored: (u32, u32), target: (u32, u32)) -> SourceSh
     }
 }
 
-fn other_source(header: &dyn ImageDecoder, format: &str, (width, height): (u32, u32)) -> SourceShape {
+/// A source the image crate decodes whole, or (`png_rows`: a PNG that is
+/// not interlaced) the png crate row by row, RGBA only when no size is the
+/// source's own (`copied`).
+fn other_source(
+    header: &dyn ImageDecoder,
+    format: &str,
+    (width, height): (u32, u32),
+    png_rows: bool,
+    copied: bool,
+) -> SourceShape {
     use image::ColorType;
     let px = u64::from(width) * u64::from(height);
     let color = header.color_type();
@@ -214,6 +234,18 @@ fn other_source(header: &dyn ImageDecoder, format: &str, (width, height): (u32, 
         ColorType::L8 | ColorType::Rgb8 | ColorType::Rgba8 => 0,
         _ => px * channels.count() as u64,
     };
+    if png_rows && (channels != Channels::Rgba || !copied) {
+        // The png crate's current and previous rows and its zlib window;
+        // the rows go straight into the window `render` resizes from.
+        let line = u64::from(width) * 8;
+        return SourceShape {
+            width,
+            height,
+            channels,
+            decode_peak: 4 * line + (1 << 20),
+            streamed: true,
+        };
+    }
     // image-webp decodes lossy frames through YUV planes, and lossless ones
     // through a 4-byte-per-pixel buffer.
     let codec = if format == "webp" { px * 4 } else { 0 };

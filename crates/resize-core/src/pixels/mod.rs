@@ -2,7 +2,8 @@
 //! resizing and encoding.
 //!
 //! The source is decoded once (a JPEG at the smallest DCT scale the outputs
-//! allow). A gray or RGB JPEG is decoded a few rows at a time and the sizes
+//! allow). A gray or RGB JPEG or a PNG that is not interlaced is decoded a
+//! few rows at a time and the sizes
 //! made from it are resized strip by strip as the rows arrive, so its
 //! decoded pixels are never whole in memory; other sources are decoded
 //! whole. Each output is resized in the stored orientation and only then
@@ -227,27 +228,26 @@ fn render_input(input: Input<'_>, recipe: &Recipe) -> Result<Vec<Rendition>, Ren
     }
     // `sizes` is ascending and not empty.
     let largest = sizes[sizes.len() - 1];
-    // A gray or RGB JPEG streams: decoded a few rows at a time and resized
-    // strip by strip, never whole in memory. Anything else is decoded whole
-    // here, within this statement, which ends the decoder's borrow of the
-    // bytes so they can be moved or freed below.
-    let whole = match decode::jpeg_header(decoder, &probe) {
+    // A gray or RGB JPEG and a PNG that is not interlaced stream: decoded a
+    // few rows at a time and resized strip by strip, never whole in memory.
+    // Anything else is decoded whole here, within this statement, which
+    // ends the decoder's borrow of the bytes so they can be moved or freed
+    // below. An RGBA source with a size of its own is decoded whole, as
+    // `resize::resize_each` keeps that copy exact.
+    let rgba = !sizes
+        .iter()
+        .any(|s| (s.width, s.height) == (probe.width, probe.height));
+    let whole = match decode::stream_header(decoder, &probe, rgba) {
         Ok(header) => Err(header),
         Err(decoder) => Ok(decode::decode(decoder, &probe, largest)?),
     };
     let mut source = match whole {
         Ok(source) => source,
-        Err(header) => {
-            let rows = decode::jpeg_rows(header, input, largest)?;
-            let meta = Meta {
-                channels: rows.channels,
-                orientation: rows.orientation,
-                to_srgb: rows.to_srgb.clone(),
-            };
-            let finish = |size: Size, pixels: &[u8]| finish_size(&meta, size, pixels, recipe);
-            let per_size = resize::resize_streamed(rows, &sizes, &finish)?;
-            return Ok(per_size.into_iter().flatten().collect());
+        Err(header) if header.is_png() => {
+            let rows = decode::png_rows(header, input.bytes(), recipe.limits())?;
+            return stream(rows, &sizes, recipe);
         }
+        Err(header) => return stream(decode::jpeg_rows(header, input, largest)?, &sizes, recipe),
     };
     // Decoded: given bytes go before the resizes start.
     drop(input);
@@ -258,6 +258,18 @@ fn render_input(input: Input<'_>, recipe: &Recipe) -> Result<Vec<Rendition>, Ren
     };
     let finish = |size: Size, pixels: &[u8]| finish_size(&meta, size, pixels, recipe);
     let per_size = resize::resize_each(&mut source, &sizes, &finish)?;
+    Ok(per_size.into_iter().flatten().collect())
+}
+
+/// Resizes and finishes every size of a source decoded row by row.
+fn stream(rows: decode::Rows<'_>, sizes: &[Size], recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
+    let meta = Meta {
+        channels: rows.channels,
+        orientation: rows.orientation,
+        to_srgb: rows.to_srgb.clone(),
+    };
+    let finish = |size: Size, pixels: &[u8]| finish_size(&meta, size, pixels, recipe);
+    let per_size = resize::resize_streamed(rows, sizes, &finish)?;
     Ok(per_size.into_iter().flatten().collect())
 }
 

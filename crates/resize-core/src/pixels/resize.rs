@@ -7,7 +7,7 @@ use fast_image_resize as fir;
 use image::metadata::Orientation;
 use rayon::prelude::*;
 
-use super::decode::{JpegRows, Source};
+use super::decode::{Rows, Source};
 use super::orient::stored;
 use super::{Channels, RenderError};
 use crate::geometry::Size;
@@ -73,7 +73,7 @@ pub(super) fn resize_each<T: Send>(
 /// same pixels with the same weights as from the whole image (up to
 /// floating-point rounding of the crop offset: the tests allow 1 level).
 pub(super) fn resize_streamed<T: Send>(
-    rows: JpegRows<'_>,
+    rows: Rows<'_>,
     sizes: &[Size],
     finish: &Finish<'_, T>,
 ) -> Result<Vec<T>, RenderError> {
@@ -119,6 +119,11 @@ pub(super) fn resize_streamed<T: Send>(
             s.spawn(|_| resized = strips.par_iter_mut().try_for_each(|s| s.advance(&view)));
             if let (true, Some(rows)) = (n > 0, rows.as_mut()) {
                 read = rows.read(incoming);
+                // Premultiplied as they arrive, as `resize_each` does the
+                // whole source; the sizes are divided when made.
+                if channels == Channels::Rgba && read.is_ok() {
+                    read = multiply_alpha(incoming, src_w, n);
+                }
             }
         });
         resized?;
@@ -150,7 +155,18 @@ pub(super) fn resize_streamed<T: Send>(
     rayon::scope(|s| {
         for (&i, strip) in roots.iter().zip(strips) {
             let tree = &tree;
-            s.spawn(move |_| tree.finish_and_descend(i, strip.pixels));
+            s.spawn(move |_| {
+                let mut pixels = strip.pixels;
+                let divided = if channels == Channels::Rgba {
+                    divide_alpha(&mut pixels, strip.width, strip.height)
+                } else {
+                    Ok(())
+                };
+                match divided {
+                    Ok(()) => tree.finish_and_descend(i, pixels),
+                    Err(e) => tree.record(i, Err(e)),
+                }
+            });
         }
     });
     plan.collect(tree)
@@ -422,17 +438,35 @@ enum Alpha {
 
 /// Multiplies an RGBA source's colour by its alpha, in place.
 fn premultiply(source: &mut Source) -> Result<(), RenderError> {
-    let (width, height) = (source.width, source.height);
+    multiply_alpha(&mut source.pixels, source.width, source.height)
+}
+
+/// Multiplies RGBA colour by alpha, in place.
+fn multiply_alpha(pixels: &mut [u8], width: u32, height: u32) -> Result<(), RenderError> {
     let err = |e: &dyn std::fmt::Display| RenderError::Resize {
         width,
         height,
         message: format!("cannot premultiply alpha: {e}"),
     };
-    let mut image =
-        fir::images::Image::from_slice_u8(width, height, &mut source.pixels, fir::PixelType::U8x4)
-            .map_err(|e| err(&e))?;
+    let mut image = fir::images::Image::from_slice_u8(width, height, pixels, fir::PixelType::U8x4)
+        .map_err(|e| err(&e))?;
     fir::MulDiv::default()
         .multiply_alpha_inplace(&mut image)
+        .map_err(|e| err(&e))
+}
+
+/// Divides premultiplied RGBA colour by alpha, in place, as
+/// fast_image_resize does after a resize with `use_alpha`.
+fn divide_alpha(pixels: &mut [u8], width: u32, height: u32) -> Result<(), RenderError> {
+    let err = |e: &dyn std::fmt::Display| RenderError::Resize {
+        width,
+        height,
+        message: format!("cannot divide alpha: {e}"),
+    };
+    let mut image = fir::images::Image::from_slice_u8(width, height, pixels, fir::PixelType::U8x4)
+        .map_err(|e| err(&e))?;
+    fir::MulDiv::default()
+        .divide_alpha_inplace(&mut image)
         .map_err(|e| err(&e))
 }
 
