@@ -148,14 +148,13 @@ pub(super) fn decode(decoder: Decoder<'_>, probe: &Probe, largest: Size) -> Resu
     } else {
         let image = DynamicImage::from_decoder(header).map_err(|e| map_err(probe.format, e))?;
         let (width, height) = (image.width(), image.height());
-        let color = image.color();
-        if color.has_alpha() {
-            (image.into_rgba8().into_raw(), width, height, Channels::Rgba)
-        } else if color.has_color() {
-            (image.into_rgb8().into_raw(), width, height, Channels::Rgb)
-        } else {
-            (image.into_luma8().into_raw(), width, height, Channels::Gray)
-        }
+        let channels = Channels::of(image.color());
+        let pixels = match channels {
+            Channels::Rgba => image.into_rgba8().into_raw(),
+            Channels::Rgb => image.into_rgb8().into_raw(),
+            Channels::Gray => image.into_luma8().into_raw(),
+        };
+        (pixels, width, height, channels)
     };
     // Gray profiles are not converted: a gray image is shown as sRGB gray.
     let to_srgb = match channels {
@@ -342,14 +341,7 @@ pub(super) fn stream_header<'a>(
         "png" if png_interlaced(decoder.bytes) == Some(false) => true,
         _ => return Err(decoder),
     };
-    let color = decoder.header.color_type();
-    let channels = if color.has_alpha() {
-        Channels::Rgba
-    } else if color.has_color() {
-        Channels::Rgb
-    } else {
-        Channels::Gray
-    };
+    let channels = Channels::of(decoder.header.color_type());
     if channels == Channels::Rgba && !rgba {
         return Err(decoder);
     }

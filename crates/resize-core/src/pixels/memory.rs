@@ -222,13 +222,7 @@ fn other_source(
     use image::ColorType;
     let px = u64::from(width) * u64::from(height);
     let color = header.color_type();
-    let channels = if color.has_alpha() {
-        Channels::Rgba
-    } else if color.has_color() {
-        Channels::Rgb
-    } else {
-        Channels::Gray
-    };
+    let channels = Channels::of(color);
     let native = header.total_bytes();
     let converted = match color {
         ColorType::L8 | ColorType::Rgb8 | ColorType::Rgba8 => 0,

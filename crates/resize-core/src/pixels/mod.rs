@@ -341,6 +341,19 @@ pub enum Channels {
 }
 
 impl Channels {
+    /// The 8-bit layout a decoded colour type becomes: RGBA for any alpha
+    /// (gray with alpha included), RGB for colour, gray otherwise. The
+    /// whole decode, the row decoders and the estimate all follow it.
+    pub(crate) fn of(color: image::ColorType) -> Channels {
+        if color.has_alpha() {
+            Channels::Rgba
+        } else if color.has_color() {
+            Channels::Rgb
+        } else {
+            Channels::Gray
+        }
+    }
+
     /// Bytes per pixel.
     pub fn count(self) -> usize {
         match self {

@@ -443,31 +443,34 @@ fn premultiply(source: &mut Source) -> Result<(), RenderError> {
 
 /// Multiplies RGBA colour by alpha, in place.
 fn multiply_alpha(pixels: &mut [u8], width: u32, height: u32) -> Result<(), RenderError> {
-    let err = |e: &dyn std::fmt::Display| RenderError::Resize {
-        width,
-        height,
-        message: format!("cannot premultiply alpha: {e}"),
-    };
-    let mut image = fir::images::Image::from_slice_u8(width, height, pixels, fir::PixelType::U8x4)
-        .map_err(|e| err(&e))?;
-    fir::MulDiv::default()
-        .multiply_alpha_inplace(&mut image)
-        .map_err(|e| err(&e))
+    mul_div(pixels, width, height, Alpha::Premultiplied)
 }
 
 /// Divides premultiplied RGBA colour by alpha, in place, as
 /// fast_image_resize does after a resize with `use_alpha`.
 fn divide_alpha(pixels: &mut [u8], width: u32, height: u32) -> Result<(), RenderError> {
+    mul_div(pixels, width, height, Alpha::Straight)
+}
+
+/// Brings RGBA pixels to the alpha form `to`, in place.
+fn mul_div(pixels: &mut [u8], width: u32, height: u32, to: Alpha) -> Result<(), RenderError> {
+    let verb = match to {
+        Alpha::Premultiplied => "premultiply",
+        Alpha::Straight => "divide",
+    };
     let err = |e: &dyn std::fmt::Display| RenderError::Resize {
         width,
         height,
-        message: format!("cannot divide alpha: {e}"),
+        message: format!("cannot {verb} alpha: {e}"),
     };
     let mut image = fir::images::Image::from_slice_u8(width, height, pixels, fir::PixelType::U8x4)
         .map_err(|e| err(&e))?;
-    fir::MulDiv::default()
-        .divide_alpha_inplace(&mut image)
-        .map_err(|e| err(&e))
+    let md = fir::MulDiv::default();
+    match to {
+        Alpha::Premultiplied => md.multiply_alpha_inplace(&mut image),
+        Alpha::Straight => md.divide_alpha_inplace(&mut image),
+    }
+    .map_err(|e| err(&e))
 }
 
 /// One Lanczos3 resize of straight pixels, as the stage function offers it.
