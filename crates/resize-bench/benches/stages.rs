@@ -42,7 +42,7 @@ fn stages(c: &mut Criterion) {
         .webp_quality(q(80))
         .build()
         .expect("the default recipe is valid");
-    let decoded = stages::decode(&bytes, limits, None).expect("the photo decodes");
+    let decoded = stages::decode(&bytes, limits).expect("the photo decodes");
     eprintln!(
         "stage profile of {} ({}x{})",
         path.display(),
@@ -53,14 +53,10 @@ fn stages(c: &mut Criterion) {
     let mut g = c.benchmark_group("stages");
     g.sample_size(10);
     g.bench_function("decode", |b| {
-        b.iter(|| stages::decode(black_box(&bytes), limits, None).expect("decodes"))
+        b.iter(|| stages::decode(black_box(&bytes), limits).expect("decodes"))
     });
-    // The DCT-scaled decode the pipeline uses when every output is at most
-    // half the photo's width.
-    let half = (decoded.width.div_ceil(2), decoded.height.div_ceil(2));
-    g.bench_function("decode 1/2", |b| {
-        b.iter(|| stages::decode(black_box(&bytes), limits, Some(half)).expect("decodes"))
-    });
+    // One step down the ladder small sizes are resized from.
+    g.bench_function("halve", |b| b.iter(|| stages::halve(black_box(&decoded))));
     for w in WIDTHS.into_iter().filter(|&w| w <= decoded.width) {
         let h = height(&decoded, w);
         g.bench_function(format!("resize full->{w}"), |b| {

@@ -18,8 +18,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::budget::{MemoryBudget, OverBudget};
 use crate::keys::{KeyTooLong, NotASource, SourceKey};
-use crate::pixels::{self, Probe, RenderError};
-use crate::recipe::Recipe;
+use crate::pixels::{self, Only, Probe, RenderError};
+use crate::recipe::{Fingerprint, Recipe};
 use crate::storage::{Fetched, Meta, Object, Storage, StorageError};
 use crate::values::Format;
 
@@ -32,6 +32,10 @@ pub const META_SOURCE: &str = "resize-source";
 /// (S3: its ETag, hence the name, kept so that variants written by earlier
 /// releases stay current).
 pub const META_SOURCE_VERSION: &str = "resize-source-etag";
+
+/// User metadata holding the [`Fingerprint`] of the recipe a variant was
+/// made with, for its format. A variant is current only while it matches.
+pub const META_FINGERPRINT: &str = "resize-fingerprint";
 
 /// Why a key was not processed. Skips are normal outcomes, not failures;
 /// the type is an [`Error`](std::error::Error) so that a caller who wants
@@ -233,6 +237,10 @@ pub enum Found {
     Current,
     /// A variant of another version of this source.
     OtherVersion,
+    /// A variant of this version of this source made with other settings
+    /// or another pipeline version (or before variants recorded their
+    /// fingerprint).
+    OtherFingerprint,
     /// An object that records no source (not made by resize).
     Unrecorded,
     /// A file older than the source (stores without metadata).
@@ -247,6 +255,7 @@ impl fmt::Display for Found {
             Found::Missing => f.write_str("missing"),
             Found::Current => f.write_str("current"),
             Found::OtherVersion => f.write_str("made from another version of the source"),
+            Found::OtherFingerprint => f.write_str("made with other settings"),
             Found::Unrecorded => f.write_str("not made by resize"),
             Found::Older => f.write_str("older than the source"),
             Found::OtherSource(owner) => write!(f, "a variant of `{owner}`"),
@@ -255,10 +264,11 @@ impl fmt::Display for Found {
 }
 
 /// What a variant's key holds, judged from the source's and the variant's
-/// [`Meta`] alone. A store that keeps metadata is judged by it (which
-/// source, which version); one that keeps none (files) by modification
-/// times.
-pub fn judge(source_key: &str, source: &Meta, variant: Option<&Meta>) -> Found {
+/// [`Meta`] alone, for a variant the recipe makes with `fingerprint`
+/// ([`Recipe::fingerprint`]). A store that keeps metadata is judged by it
+/// (which source, which version, which fingerprint); one that keeps none
+/// (files without a state record) by modification times.
+pub fn judge(source_key: &str, source: &Meta, variant: Option<&Meta>, fingerprint: Fingerprint) -> Found {
     let Some(v) = variant else { return Found::Missing };
     if v.metadata.is_none() {
         return match (source.modified, v.modified) {
@@ -270,7 +280,13 @@ pub fn judge(source_key: &str, source: &Meta, variant: Option<&Meta>) -> Found {
         None => Found::Unrecorded,
         Some(owner) if owner != source_key => Found::OtherSource(owner.to_owned()),
         Some(_) => match (source.version.as_deref(), v.get(META_SOURCE_VERSION)) {
-            (Some(s), Some(r)) if s == r => Found::Current,
+            (Some(s), Some(r)) if s == r => {
+                if v.get(META_FINGERPRINT) == Some(fingerprint.to_string().as_str()) {
+                    Found::Current
+                } else {
+                    Found::OtherFingerprint
+                }
+            }
             _ => Found::OtherVersion,
         },
     }
@@ -289,8 +305,9 @@ pub struct Planned {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Action {
-    /// Render and write every listed variant (at least one is not current,
-    /// or the run is forced).
+    /// Render and write the listed variants that are not current (every
+    /// one when the run is forced); at least one is. The list holds every
+    /// variant of the source, current ones included, so a plan shows all.
     Write(Vec<Planned>),
     /// Nothing to do, for a normal reason.
     Skip(Skip),
@@ -311,6 +328,8 @@ pub struct Plan {
     source: Option<Fetched>,
     /// Where [`carry_out`] is admitted before rendering.
     budget: MemoryBudget,
+    /// Rewrite current variants too.
+    force: bool,
 }
 
 /// Options for [`plan_job`] and [`run_job`].
@@ -380,6 +399,7 @@ pub fn plan_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobO
         action: Action::Skip(Skip::UpToDate),
         source: None,
         budget: options.budget.clone(),
+        force: options.force,
     };
     let decided = contain(key, || plan_steps(storage, recipe, key, options, &mut plan));
     plan.action = match decided {
@@ -444,7 +464,12 @@ fn plan_steps(
             key: variant.key.clone(),
             source,
         })?;
-        let found = judge(key, &fetched.meta, found.as_ref());
+        let found = judge(
+            key,
+            &fetched.meta,
+            found.as_ref(),
+            recipe.fingerprint(variant.format),
+        );
         if let Found::OtherSource(owner) = found {
             return Err(JobError::Taken {
                 variant: variant.key,
@@ -460,9 +485,11 @@ fn plan_steps(
     Ok(Ok(planned))
 }
 
-/// Carries out a plan: renders the source and writes every planned
-/// variant, with metadata naming the source and its version
-/// ([`META_SOURCE`], [`META_SOURCE_VERSION`]). A plan that skips or fails
+/// Carries out a plan: renders the planned variants that are not current
+/// (all when forced) and writes them, with metadata naming the source, its
+/// version and the recipe's fingerprint ([`META_SOURCE`],
+/// [`META_SOURCE_VERSION`], [`META_FINGERPRINT`]); each is rendered exactly
+/// as it would be among all the others. A plan that skips or fails
 /// becomes the report as it is. Never panics. Rendering uses rayon's global
 /// pool (see [`render`](crate::pixels::render)).
 pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
@@ -472,10 +499,16 @@ pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
         action,
         source,
         budget,
+        force,
     } = plan;
     let outcome = match (action, source) {
         (Action::Write(planned), Some(source)) => {
-            match contain(&key, || write(storage, recipe, &key, planned, source, &budget)) {
+            let stale = planned
+                .into_iter()
+                .filter(|p| force || p.found != Found::Current)
+                .map(|p| p.variant)
+                .collect();
+            match contain(&key, || write(storage, recipe, &key, stale, source, &budget)) {
                 Ok(written) => Outcome::Written(written),
                 Err(e) => Outcome::Failed(e),
             }
@@ -496,7 +529,7 @@ fn write(
     storage: &dyn Storage,
     recipe: &Recipe,
     key: &str,
-    planned: Vec<Planned>,
+    mut variants: Vec<Variant>,
     source: Fetched,
     budget: &MemoryBudget,
 ) -> Result<Vec<Variant>, JobError> {
@@ -517,17 +550,19 @@ fn write(
         }
     };
     let Fetched { bytes, meta } = source;
-    let renditions = pixels::render_owned(bytes, recipe).map_err(render_error)?;
-    let mut metadata = vec![(META_SOURCE, key)];
-    if let Some(version) = meta.version.as_deref() {
-        metadata.push((META_SOURCE_VERSION, version));
-    }
-    let mut variants: Vec<Variant> = planned.into_iter().map(|p| p.variant).collect();
+    let wanted: Vec<(u32, Format)> = variants.iter().map(|v| (v.width, v.format)).collect();
+    let renditions = pixels::render_selected(bytes, recipe, Only::These(&wanted)).map_err(render_error)?;
+    let version = meta.version.unwrap_or_default();
+    // `render_selected` and `plan_variants` walk the same sizes and formats
+    // in the same order, so the lists pair up one to one.
     variants.truncate(renditions.len());
-    // `render` and `plan_variants` walk the same sizes and formats in the
-    // same order, so the lists pair up one to one.
     for (v, r) in variants.iter_mut().zip(&renditions) {
         debug_assert_eq!((v.width, v.height, v.format), (r.width, r.height, r.format));
+        let fingerprint = recipe.fingerprint(v.format).to_string();
+        let mut metadata = vec![(META_SOURCE, key), (META_FINGERPRINT, fingerprint.as_str())];
+        if !version.is_empty() {
+            metadata.push((META_SOURCE_VERSION, version.as_str()));
+        }
         let object = Object {
             bytes: &r.bytes,
             content_type: r.content_type(),
@@ -819,6 +854,133 @@ mod tests {
             let meta = |n: &str| o.metadata.get(n).cloned();
             assert_eq!(meta(META_SOURCE).as_deref(), Some("original/trips/a b.jpg"));
             assert_eq!(meta(META_SOURCE_VERSION), Some(version.clone()));
+            let format = if key.ends_with(".jpg") {
+                Format::Jpeg
+            } else {
+                Format::WebP
+            };
+            assert_eq!(meta(META_FINGERPRINT), Some(r.fingerprint(format).to_string()));
+        }
+    }
+
+    /// A recipe change rewrites exactly the variants whose bytes it
+    /// changes: (settings of the first run, of the second, what the second
+    /// writes and why the rest was stale).
+    #[test]
+    fn a_recipe_change_rewrites_what_it_affects_and_nothing_else() {
+        #[track_caller]
+        fn check(first: &[(&str, &str)], second: &[(&str, &str)], expect: &str) {
+            let store = MemoryStorage::new();
+            store.insert("a.png", {
+                let mut out = Vec::new();
+                image::RgbaImage::from_fn(400, 300, |x, y| {
+                    image::Rgba([x as u8, y as u8, 90, (x + y) as u8])
+                })
+                .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+                .unwrap();
+                out
+            });
+            let base = [("SIZES", "100,200"), ("FORMATS", "jpeg,webp")];
+            // The first of a name wins: changes before the base.
+            let with = |changes: &[(&str, &str)]| {
+                let mut settings = changes.to_vec();
+                settings.extend_from_slice(&base);
+                recipe(&settings)
+            };
+            let one = with(first);
+            let report = run_job(&store, &one, "a.png", JobOptions::default());
+            assert!(
+                matches!(report.outcome, Outcome::Written(_)),
+                "{}",
+                describe(&report)
+            );
+            let two = with(second);
+            let plan = plan_job(&store, &two, "a.png", JobOptions::default());
+            let why: Vec<String> = match &plan.action {
+                Action::Write(planned) => planned
+                    .iter()
+                    .filter(|p| p.found != Found::Current)
+                    .map(|p| format!("{}: {}", p.variant.key, p.found))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let got = format!("{}\n{}", describe(&carry_out(&store, &two, plan)), why.join("\n"));
+            assert_eq!(got.trim_end(), expect);
+        }
+        check(&[], &[], "skipped: all variants are up to date");
+        check(
+            &[],
+            &[("SIZES", "100,150,200")],
+            "written 150x113 jpeg, 150x113 webp\na-150.jpg: missing\na-150.webp: missing",
+        );
+        check(
+            &[("SIZES", "100,150,200")],
+            &[],
+            "skipped: all variants are up to date",
+        );
+        check(
+            &[],
+            &[("JPEG_QUALITY", "70")],
+            "written 100x75 jpeg, 200x150 jpeg\n\
+             a-100.jpg: made with other settings\na-200.jpg: made with other settings",
+        );
+        check(
+            &[],
+            &[("WEBP_QUALITY", "60")],
+            "written 100x75 webp, 200x150 webp\n\
+             a-100.webp: made with other settings\na-200.webp: made with other settings",
+        );
+        check(
+            &[],
+            &[("BACKGROUND", "000000")],
+            "written 100x75 jpeg, 200x150 jpeg\n\
+             a-100.jpg: made with other settings\na-200.jpg: made with other settings",
+        );
+        check(
+            &[("FORMATS", "jpeg")],
+            &[],
+            "written 100x75 webp, 200x150 webp\na-100.webp: missing\na-200.webp: missing",
+        );
+        // Settings that decide which variants exist, not their bytes.
+        check(
+            &[],
+            &[("UPSCALE", "source")],
+            "skipped: all variants are up to date",
+        );
+        check(
+            &[],
+            &[("MAX_PIXELS", "200000")],
+            "skipped: all variants are up to date",
+        );
+    }
+
+    /// The fingerprint is a fixed function of the pipeline version and
+    /// the settings that shape a variant's bytes: pinned for the defaults,
+    /// and changed by each such setting alone.
+    #[test]
+    fn fingerprints_are_pinned_and_follow_their_settings() {
+        let default = recipe(&[]);
+        assert_eq!(default.fingerprint(Format::Jpeg).to_string(), "0543bc77aaa566da");
+        assert_eq!(default.fingerprint(Format::WebP).to_string(), "9ee8f973039fc8c6");
+        assert_eq!(default.fingerprint(Format::Png).to_string(), "d1b8b98d808274b5");
+        // (setting, formats whose fingerprint it changes)
+        for (setting, value, changes) in [
+            ("JPEG_QUALITY", "70", &[Format::Jpeg][..]),
+            ("WEBP_QUALITY", "60", &[Format::WebP]),
+            ("BACKGROUND", "000000", &[Format::Jpeg]),
+            ("SIZES", "480,960", &[]),
+            ("UPSCALE", "source", &[]),
+            ("KEY_TEMPLATE", "{dir}/{width}/{stem}.{ext}", &[]),
+            ("MAX_PIXELS", "1000000", &[]),
+        ] {
+            let other = recipe(&[(setting, value)]);
+            for format in [Format::Jpeg, Format::WebP, Format::Png] {
+                assert_eq!(
+                    other.fingerprint(format) != default.fingerprint(format),
+                    changes.contains(&format),
+                    "{setting}={value} for {format}"
+                );
+            }
         }
     }
 
@@ -960,13 +1122,44 @@ mod tests {
             version: Some("e1".to_owned()),
             ..with(&[])
         };
+        let fp = recipe(&[]).fingerprint(Format::Jpeg);
+        let today = fp.to_string();
         let cases: Vec<(Meta, Option<Meta>, Found)> = vec![
             (s3_source.clone(), None, Found::Missing),
             (s3_source.clone(), Some(with(&[])), Found::Unrecorded),
             (
                 s3_source.clone(),
-                Some(with(&[(META_SOURCE, "k.jpg"), (META_SOURCE_VERSION, "e1")])),
+                Some(with(&[
+                    (META_SOURCE, "k.jpg"),
+                    (META_SOURCE_VERSION, "e1"),
+                    (META_FINGERPRINT, &today),
+                ])),
                 Found::Current,
+            ),
+            (
+                s3_source.clone(),
+                Some(with(&[
+                    (META_SOURCE, "k.jpg"),
+                    (META_SOURCE_VERSION, "e1"),
+                    (META_FINGERPRINT, "0123456789abcdef"),
+                ])),
+                Found::OtherFingerprint,
+            ),
+            // Written before variants recorded fingerprints.
+            (
+                s3_source.clone(),
+                Some(with(&[(META_SOURCE, "k.jpg"), (META_SOURCE_VERSION, "e1")])),
+                Found::OtherFingerprint,
+            ),
+            // Another version wins over another fingerprint.
+            (
+                s3_source.clone(),
+                Some(with(&[
+                    (META_SOURCE, "k.jpg"),
+                    (META_SOURCE_VERSION, "e0"),
+                    (META_FINGERPRINT, "0123456789abcdef"),
+                ])),
+                Found::OtherVersion,
             ),
             (
                 s3_source.clone(),
@@ -996,7 +1189,7 @@ mod tests {
         ];
         for (source, variant, expect) in cases {
             assert_eq!(
-                judge("k.jpg", &source, variant.as_ref()),
+                judge("k.jpg", &source, variant.as_ref(), fp),
                 expect,
                 "{source:?} {variant:?}"
             );

@@ -69,16 +69,19 @@ mod values;
 pub use budget::{Admission, MemoryBudget, OverBudget};
 pub use job::{
     carry_out, error_chain, judge, plan_job, plan_variants, remove_variants, run_job, Action, Found,
-    JobError, JobOptions, Outcome, Plan, Planned, Report, Skip, Variant, META_SOURCE, META_SOURCE_VERSION,
+    JobError, JobOptions, Outcome, Plan, Planned, Report, Skip, Variant, META_FINGERPRINT, META_SOURCE,
+    META_SOURCE_VERSION,
 };
 pub use keys::{
     KeyTooLong, NotASource, Replacement, SourceKey, Template, DEFAULT_TEMPLATE, MAX_KEY_BYTES,
     SOURCE_EXTENSIONS,
 };
 pub use pixels::{probe, render, render_owned, working_set, Probe, RenderError, Rendition};
-pub use recipe::{Recipe, RecipeBuilder};
+pub use recipe::{Fingerprint, Recipe, RecipeBuilder, PIPELINE_VERSION};
 pub use settings::{Setting, SettingsError, SETTINGS};
-pub use storage::{Fetched, MemoryStorage, Meta, Object, Storage, StorageError, StoredObject};
+pub use storage::{
+    content_version, Fetched, MemoryStorage, Meta, Object, Storage, StorageError, StoredObject,
+};
 pub use values::{
     Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, Widths, DEFAULT_JPEG_QUALITY,
     DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_WEBP_QUALITY, MAX_WIDTH, MAX_WIDTHS,
@@ -88,5 +91,5 @@ pub use values::{
 /// profiling (the stage benchmark in `resize-bench`) or for programs that
 /// want the decoded or resized pixels themselves.
 pub mod stages {
-    pub use crate::pixels::{decode, encode, resize, Channels, Decoded};
+    pub use crate::pixels::{decode, encode, halve, resize, Channels, Decoded};
 }

@@ -8,6 +8,34 @@
 use crate::keys::{KeyRules, NotASource, Replacement, SourceKey, Template};
 use crate::values::{Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, Widths};
 
+/// The version of the pipeline that turns a source into a variant's bytes.
+/// Bump it in the change that alters any output byte (a codec, a filter,
+/// a table, the ladder): every variant's [`Fingerprint`] changes with it,
+/// so the next run or event rebuilds them all, once.
+///
+/// 1: the ladder of 2×2 means (sizes independent of each other), libjpeg
+/// at full size, MS-SSIM/Robidoux JPEG tables.
+pub const PIPELINE_VERSION: u32 = 1;
+
+/// What determines a variant's bytes besides its source and its width:
+/// the [`PIPELINE_VERSION`], the format, that format's quality, and for
+/// JPEG the background behind transparency. Not the widths, the key
+/// template or the upscale policy: they decide which variants exist, not
+/// what any one holds. Stored with each variant; a variant whose
+/// fingerprint differs from the recipe's is rebuilt.
+///
+/// The value is the first 8 bytes of the MD5 of a fixed text (see
+/// [`Recipe::fingerprint`]), written as 16 lower-case hex digits: stable
+/// across builds, platforms and releases that keep the pipeline version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 8]);
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
 /// The default widths, those of the 2019 deployment.
 const DEFAULT_WIDTHS: [u32; 4] = [360, 720, 1200, 2200];
 
@@ -92,6 +120,36 @@ impl Recipe {
     /// ```
     pub fn source_key(&self, key: &str) -> Result<SourceKey, NotASource> {
         self.keys.source_key(key)
+    }
+
+    /// The [`Fingerprint`] of this recipe's variants in `format`: the MD5
+    /// of `resize pipeline {PIPELINE_VERSION}`, the format's name, its
+    /// quality (`quality {q}`, JPEG and WebP) and, for JPEG, the background
+    /// (`background {rrggbb}`), one per line.
+    ///
+    /// ```
+    /// use resize_core::{Format, Quality, Recipe};
+    /// let recipe = Recipe::builder().build()?;
+    /// let higher = Recipe::builder().jpeg_quality(Quality::new(90).ok_or("range")?).build()?;
+    /// assert_ne!(recipe.fingerprint(Format::Jpeg), higher.fingerprint(Format::Jpeg));
+    /// // WebP's bytes do not depend on the JPEG quality.
+    /// assert_eq!(recipe.fingerprint(Format::WebP), higher.fingerprint(Format::WebP));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fingerprint(&self, format: Format) -> Fingerprint {
+        use md5::{Digest, Md5};
+        let mut text = format!("resize pipeline {PIPELINE_VERSION}\n{}\n", format.name());
+        if let Some(q) = self.quality(format) {
+            text += &format!("quality {}\n", q.get());
+        }
+        if format == Format::Jpeg {
+            let [r, g, b] = self.background.0;
+            text += &format!("background {r:02x}{g:02x}{b:02x}\n");
+        }
+        let digest = Md5::digest(text.as_bytes());
+        let mut first = [0; 8];
+        first.copy_from_slice(&digest[..8]);
+        Fingerprint(first)
     }
 
     /// Whether `key` could be one of this recipe's outputs (for some source).

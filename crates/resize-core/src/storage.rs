@@ -92,6 +92,20 @@ impl Meta {
     }
 }
 
+/// The version of `bytes` for a store that has none of its own (files):
+/// their MD5 in lower-case hex, which is what S3 reports as the ETag of an
+/// object uploaded in one part (and [`Meta::version`] of an S3 object
+/// holds, without quotes). A folder and its copy in S3 then name their
+/// sources' versions alike.
+///
+/// ```
+/// assert_eq!(resize_core::content_version(b""), "d41d8cd98f00b204e9800998ecf8427e");
+/// ```
+pub fn content_version(bytes: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A whole object and what the store knows of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fetched {

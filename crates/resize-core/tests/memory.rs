@@ -90,7 +90,7 @@ fn the_estimate_covers_measured_peaks_within_its_margin() {
     // (what, source, formats)
     let cases: Vec<(&str, Vec<u8>, &[Format])> = vec![
         (
-            "24 MP baseline JPEG, 1/2 scale",
+            "24 MP baseline JPEG",
             large_photo(Kind::Jpeg, 6000, 4000),
             &[Jpeg, WebP],
         ),
@@ -100,7 +100,7 @@ fn the_estimate_covers_measured_peaks_within_its_margin() {
             &[Jpeg, WebP],
         ),
         (
-            "12 MP baseline JPEG, full scale",
+            "12 MP baseline JPEG",
             large_photo(Kind::Jpeg, 4000, 3000),
             &[Jpeg],
         ),

@@ -625,35 +625,177 @@ fn difference(a: &[u8], b: &[u8]) -> (u8, f64) {
     (max, sum as f64 / a.len() as f64)
 }
 
+/// A reference for one ladder step, written apart from the renderer's:
+/// each pixel the rounded mean of its 2×2 block, an odd edge's pixels
+/// the mean of the pixels there are.
+fn halve_reference(d: &resize_core::stages::Decoded) -> resize_core::stages::Decoded {
+    let ch = d.channels.count();
+    let (w, h) = (d.width.div_ceil(2), d.height.div_ceil(2));
+    let at =
+        |x: u32, y: u32, c: usize| u32::from(d.pixels[(y as usize * d.width as usize + x as usize) * ch + c]);
+    let mut pixels = Vec::with_capacity(w as usize * h as usize * ch);
+    for y in 0..h {
+        for x in 0..w {
+            let xs = [2 * x, (2 * x + 1).min(d.width - 1)];
+            let ys = [2 * y, (2 * y + 1).min(d.height - 1)];
+            for c in 0..ch {
+                let sum: u32 = ys
+                    .iter()
+                    .flat_map(|&y| xs.iter().map(move |&x| at(x, y, c)))
+                    .sum();
+                pixels.push(((sum + 2) / 4) as u8);
+            }
+        }
+    }
+    resize_core::stages::Decoded {
+        pixels,
+        width: w,
+        height: h,
+        channels: d.channels,
+    }
+}
+
+/// The level a size is made from: the smallest halving of the source at
+/// least twice as large on both axes, else the source.
+fn reference_level(full: &resize_core::stages::Decoded, (w, h): (u32, u32)) -> resize_core::stages::Decoded {
+    let mut level = full.clone();
+    loop {
+        let (nw, nh) = (level.width.div_ceil(2), level.height.div_ceil(2));
+        if nw < 2 * w || nh < 2 * h || (nw, nh) == (level.width, level.height) {
+            return level;
+        }
+        level = halve_reference(&level);
+    }
+}
+
 #[test]
-fn dct_scaled_decoding_matches_a_full_decode() {
+fn one_ladder_step_is_the_mean_of_each_two_by_two_block() {
+    use resize_core::stages;
+    for name in ["photo-4x3.jpg", "gray8.png", "alpha.png", "extreme-4000x3.png"] {
+        let d = stages::decode(&fixture(name), Default::default()).unwrap();
+        let ours = stages::halve(&d);
+        let reference = halve_reference(&d);
+        assert_eq!(
+            (ours.width, ours.height),
+            (reference.width, reference.height),
+            "{name}"
+        );
+        assert!(ours.pixels == reference.pixels, "{name}: halved pixels differ");
+    }
+    // Odd sizes: 3×3 gray becomes 2×2, the odd edge averaged over what is there.
+    let d = stages::Decoded {
+        pixels: vec![0, 10, 20, 30, 40, 50, 60, 70, 81],
+        width: 3,
+        height: 3,
+        channels: stages::Channels::Gray,
+    };
+    let half = stages::halve(&d);
+    assert_eq!((half.width, half.height), (2, 2));
+    // (0 + 10 + 30 + 40) / 4 = 20; (20 + 50) / 2 = 35; (60 + 70) / 2 = 65;
+    // the corner alone.
+    assert_eq!(half.pixels, [20, 35, 65, 81]);
+}
+
+/// Small sizes are made from the ladder, not from the full decode: each
+/// output is one Lanczos3 resize of the reference level (within 1 level:
+/// strips round their crop offsets), and looks like one resize of the
+/// full decode (a few levels at edges, well under one on average).
+#[test]
+fn sizes_from_the_ladder_look_like_a_full_resize() {
     use resize_core::stages;
     let bytes = fixture("phone-orient6.jpg");
-    let limits = resize_core::Limits::default();
-    let full = stages::decode(&bytes, limits, None).unwrap();
+    let full = stages::decode(&bytes, Default::default()).unwrap();
     assert_eq!((full.width, full.height), (4032, 3024));
-    // Outputs as large as a half, a quarter and an eighth of the photo
-    // (given upright: 3024 wide) decode at that scale, never smaller.
-    for (largest, scaled) in [
-        ((1512, 2016), (2016, 1512)),
-        ((1000, 1333), (2016, 1512)),
-        ((756, 1008), (1008, 756)),
-        ((378, 504), (504, 378)),
-        ((100, 133), (504, 378)),
-        ((1513, 2017), (4032, 3024)),
-    ] {
-        let d = stages::decode(&bytes, limits, Some(largest)).unwrap();
-        assert_eq!((d.width, d.height), scaled, "largest output {largest:?}");
-        // Every output made from it is within rounding of one made from
-        // the full decode: sizes in the stored orientation.
-        let (w, h) = (largest.1, largest.0);
-        let ours = stages::resize(&d, w, h).unwrap();
-        let reference = stages::resize(&full, w, h).unwrap();
-        let (max, mean) = difference(&ours, &reference);
+    // Widths are upright (3024 wide); the stored image is 4032×3024.
+    for width in [700, 500, 300, 96] {
+        let r = recipe(&[("SIZES", &width.to_string()), ("FORMATS", "png")]);
+        let out = render(&bytes, &r).unwrap();
+        let o = &out[0];
+        let (sw, sh) = (o.height, o.width);
+        // Orientation 6 is shown turned 90° clockwise; turn it back.
+        let got = image::load_from_memory(&o.bytes)
+            .unwrap()
+            .rotate270()
+            .into_rgb8()
+            .into_raw();
+        let level = reference_level(&full, (sw, sh));
         assert!(
-            max <= 12 && mean < 0.5,
-            "largest {largest:?}: max {max}, mean {mean:.3}"
+            level.width < full.width,
+            "{width}: made from a level, not the source"
         );
+        let laddered = stages::resize(&level, sw, sh).unwrap();
+        let (max, _) = difference(&got, &laddered);
+        assert!(
+            max <= 1,
+            "{width}: the output is not the level's resize (max {max})"
+        );
+        let direct = stages::resize(&full, sw, sh).unwrap();
+        let (max, mean) = difference(&laddered, &direct);
+        assert!(max <= 40 && mean < 1.0, "{width}: max {max}, mean {mean:.3}");
+    }
+}
+
+/// A variant's bytes depend on its source, width and format alone: made
+/// alone, it is byte for byte the variant made among any other widths
+/// and formats, for streamed and whole-decoded sources, RGBA with a size
+/// of the source's own, and the source's width standing in for a wider one.
+#[test]
+fn a_variant_alone_is_the_same_variant_among_others() {
+    use resize_testkit::large::{large_photo, Kind};
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "baseline JPEG",
+            large_photo(Kind::Jpeg, 3001, 1999),
+            "2200,1200,720,360,100,1000,1500",
+        ),
+        (
+            "progressive JPEG",
+            large_photo(Kind::ProgressiveJpeg, 2000, 1500),
+            "1200,720,360,50",
+        ),
+        (
+            "phone photo, orientation 6",
+            fixture("phone-orient6.jpg"),
+            "3024,1200,720,360,96",
+        ),
+        ("CMYK JPEG (decoded whole)", fixture("cmyk.jpg"), "50,20,10"),
+        (
+            "RGBA PNG with its own size",
+            fixture("alpha.png"),
+            "200,150,90,45,16",
+        ),
+        ("TIFF", fixture("photo.tiff"), "320,150,70,16"),
+        ("WebP", fixture("still.webp"), "60,30,16"),
+        ("GIF", fixture("animated.gif"), "40,16"),
+        (
+            "the source's width for a wider one",
+            fixture("photo-4x3.jpg"),
+            "2000,400,120",
+        ),
+    ];
+    for (what, bytes, widths) in &cases {
+        let all = recipe(&[
+            ("SIZES", widths),
+            ("FORMATS", "jpeg,webp,png"),
+            ("UPSCALE", "source"),
+        ]);
+        let together = render(bytes, &all).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(!together.is_empty(), "{what}");
+        for o in &together {
+            let alone = recipe(&[
+                ("SIZES", &o.width.to_string()),
+                ("FORMATS", o.format.name()),
+                ("UPSCALE", "source"),
+            ]);
+            let single = render(bytes, &alone).unwrap();
+            assert_eq!(single.len(), 1, "{what} {}", o.width);
+            assert!(
+                single[0].bytes == o.bytes,
+                "{what}: {} px {:?} differs alone and among {widths}",
+                o.width,
+                o.format
+            );
+        }
     }
 }
 
@@ -689,8 +831,8 @@ fn premultiplying_the_source_once_changes_no_byte() {
     use resize_core::stages;
     for name in ["alpha.png", "gray-alpha.png"] {
         let bytes = fixture(name);
-        let decoded = stages::decode(&bytes, Default::default(), None).unwrap();
-        // 150 and 90 are both made from the source (neither is half the other).
+        let decoded = stages::decode(&bytes, Default::default()).unwrap();
+        // 150 and 90 are both made from the source (no halving is twice as large).
         let out = render(&bytes, &recipe(&[("SIZES", "150,90"), ("FORMATS", "png")])).unwrap();
         assert_eq!(out.len(), 2, "{name}");
         for r in &out {
@@ -716,10 +858,11 @@ fn premultiplied(rgba: &[u8]) -> Vec<u8> {
 
 /// A gray or RGB JPEG and a PNG that is not interlaced are decoded a few
 /// rows at a time and resized strip by strip; every output row must match
-/// one resize of the whole decoded image within 1 level (the crop offsets
-/// round differently), for sizes made from the source at every DCT scale,
-/// odd sizes, a source shorter than one strip, gray, palette, 16-bit and
-/// RGBA PNGs (RGBA compared premultiplied).
+/// one resize of its whole level (the source or a halving of it, computed
+/// apart) within 1 level (the crop offsets round differently), for sizes
+/// made from the source and from levels 1 to 3, odd sizes, a source
+/// shorter than one strip, gray, palette, 16-bit and RGBA PNGs (RGBA
+/// compared premultiplied, and made from the source).
 #[test]
 fn streamed_jpegs_match_a_whole_image_resize() {
     use resize_core::stages;
@@ -741,17 +884,22 @@ fn streamed_jpegs_match_a_whole_image_resize() {
             "1200,900",
         ),
         (
-            "3001x1999, 1/2 scale",
+            "3001x1999, levels 0 and 1",
             large_photo(Kind::Jpeg, 3001, 1999),
             "1100,700",
         ),
         (
-            "6000x4000, 1/8 scale",
+            "6000x4000, level 2",
             large_photo(Kind::Jpeg, 6000, 4000),
             "700,500",
         ),
         (
-            "progressive, 1/4 scale",
+            "6001x4001, level 3",
+            large_photo(Kind::Jpeg, 6001, 4001),
+            "370,300",
+        ),
+        (
+            "progressive, level 1",
             large_photo(Kind::ProgressiveJpeg, 4000, 3000),
             "900,700",
         ),
@@ -770,9 +918,15 @@ fn streamed_jpegs_match_a_whole_image_resize() {
     for (what, bytes, widths) in &cases {
         let r = recipe(&[("SIZES", widths), ("FORMATS", "png"), ("UPSCALE", "source")]);
         let out = render(bytes, &r).unwrap();
-        let largest = out.iter().map(|o| (o.width, o.height)).max().unwrap();
-        let decoded = stages::decode(bytes, Default::default(), Some(largest)).unwrap();
+        let full = stages::decode(bytes, Default::default()).unwrap();
         for o in &out {
+            let decoded = reference_level(&full, (o.width, o.height));
+            if decoded.channels == stages::Channels::Rgba {
+                assert_eq!(
+                    decoded.width, full.width,
+                    "{what}: RGBA cases are made from the source"
+                );
+            }
             let expect = stages::resize(&decoded, o.width, o.height).unwrap();
             let got = image::load_from_memory(&o.bytes).unwrap();
             let (got, expect) = match decoded.channels {
@@ -805,7 +959,7 @@ fn streamed_jpegs_match_a_whole_image_resize() {
 /// `render_owned` frees the file as the decoder reads it; what it makes
 /// must be what `render` makes from the same bytes, byte for byte, and its
 /// errors the same errors: for every fixture (good, hostile, bad), cut
-/// short, and for progressive, gray and CMYK JPEGs at every DCT scale.
+/// short, and for progressive, gray and CMYK JPEGs at every level of the ladder.
 #[test]
 fn given_bytes_render_exactly_as_lent_bytes() {
     use resize_core::render_owned;
@@ -851,17 +1005,17 @@ fn given_bytes_render_exactly_as_lent_bytes() {
     }
     for (what, bytes, widths) in [
         (
-            "progressive, 1/4 scale",
+            "progressive, levels 1 and 2",
             large_photo(Kind::ProgressiveJpeg, 4000, 3000),
             "900,300",
         ),
         (
-            "baseline, full scale",
+            "baseline, levels 0 and 1",
             large_photo(Kind::Jpeg, 3000, 2000),
             "2000,700",
         ),
-        ("gray, 1/2 scale", large_photo(Kind::GrayJpeg, 2000, 1500), "999"),
-        ("CMYK, 1/8 scale", large_photo(Kind::CmykJpeg, 3200, 2400), "400"),
+        ("gray", large_photo(Kind::GrayJpeg, 2000, 1500), "999"),
+        ("CMYK, level 2", large_photo(Kind::CmykJpeg, 3200, 2400), "400"),
         ("PNG", large_photo(Kind::Png, 1600, 1200), "500"),
     ] {
         check(what, &bytes, &recipe(&[("SIZES", widths), ("FORMATS", "jpeg")]));

@@ -115,7 +115,7 @@ fn main() -> Result<()> {
     let mut sizes = Vec::new();
     for path in args {
         let bytes = std::fs::read(&path).with_context(|| path.clone())?;
-        let d = stages::decode(&bytes, Limits::default(), None)?;
+        let d = stages::decode(&bytes, Limits::default())?;
         for w in [360u32, 720, 1200, 2200] {
             let h =
                 ((u64::from(d.height) * u64::from(w) + u64::from(d.width) / 2) / u64::from(d.width)) as u32;

@@ -16,9 +16,8 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 use moxcms::{Layout, TransformExecutor};
 
 use super::colour::{cmyk_to_rgb, srgb_transform};
-use super::orient::{stored, swaps_axes};
+use super::orient::swaps_axes;
 use super::{libjpeg_message, Channels, Probe, RenderError};
-use crate::geometry::Size;
 use crate::values::Limits;
 
 /// An opened image: its header read, its pixels not yet.
@@ -118,18 +117,18 @@ fn check_pixels(width: u32, height: u32, limits: Limits) -> Result<u64, RenderEr
     Ok(pixels)
 }
 
-/// Decodes the image to 8-bit gray, RGB, or RGBA when it has alpha. A
-/// JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that is
-/// still at least as large as `largest`, the largest output (oriented).
-pub(super) fn decode(decoder: Decoder<'_>, probe: &Probe, largest: Size) -> Result<Source, RenderError> {
+/// Decodes the whole image to 8-bit gray, RGB, or RGBA when it has alpha,
+/// at full size. (libjpeg's DCT-scaled decoding is not used: its scale
+/// would follow the largest requested size, and every size's pixels must
+/// not depend on the others, `resize::resize_all`.)
+pub(super) fn decode(decoder: Decoder<'_>, probe: &Probe) -> Result<Source, RenderError> {
     let orientation = Orientation::from_exif(probe.exif_orientation).unwrap_or(Orientation::NoTransforms);
     let Decoder { mut header, bytes } = decoder;
     // An unreadable profile is treated as sRGB, as browsers do.
     let icc = header.icc_profile().ok().flatten();
     let (pixels, width, height, channels) = if probe.format == "jpeg" {
-        let (w, h) = header.dimensions();
         drop(header);
-        let decoded = decode_jpeg(bytes, dct_scale((w, h), stored(largest, orientation)))?;
+        let decoded = decode_jpeg(bytes)?;
         match decoded.cmyk {
             None => (decoded.pixels, decoded.width, decoded.height, decoded.channels),
             Some(inverted) => {
@@ -172,17 +171,6 @@ pub(super) fn decode(decoder: Decoder<'_>, probe: &Probe, largest: Size) -> Resu
     })
 }
 
-/// The DCT scale denominator (1, 2, 4 or 8) for a `stored` JPEG whose
-/// largest output is `target` (stored orientation): the largest that keeps
-/// the decoded image at least `target` on both axes, so no output is ever
-/// made from fewer pixels than it has. libjpeg rounds scaled sizes up.
-pub(super) fn dct_scale(stored: (u32, u32), target: (u32, u32)) -> u32 {
-    [8, 4, 2]
-        .into_iter()
-        .find(|&d| stored.0.div_ceil(d) >= target.0 && stored.1.div_ceil(d) >= target.1)
-        .unwrap_or(1)
-}
-
 struct Jpeg {
     pixels: Vec<u8>,
     width: u32,
@@ -193,16 +181,14 @@ struct Jpeg {
     cmyk: Option<bool>,
 }
 
-/// Decodes a JPEG with libjpeg at `1/denominator` of its size.
-fn decode_jpeg(bytes: &[u8], denominator: u32) -> Result<Jpeg, RenderError> {
+/// Decodes a JPEG with libjpeg.
+fn decode_jpeg(bytes: &[u8]) -> Result<Jpeg, RenderError> {
     // libjpeg reports a fatal error by unwinding out of its error handler
     // (mozjpeg's `unwinding` feature, with `panic = "unwind"` in every
     // profile); it is caught here and becomes this image's error.
     let decoded = std::panic::catch_unwind(|| -> std::io::Result<Jpeg> {
         use mozjpeg::ColorSpace;
-        let mut d = mozjpeg::Decompress::with_markers(&[mozjpeg::Marker::APP(14)]).from_mem(bytes)?;
-        // 8 / denominator eighths; the denominator is 1, 2, 4 or 8.
-        d.scale((8 / denominator.clamp(1, 8)) as u8);
+        let d = mozjpeg::Decompress::with_markers(&[mozjpeg::Marker::APP(14)]).from_mem(bytes)?;
         let adobe = d
             .markers()
             .any(|m| m.marker == mozjpeg::Marker::APP(14) && m.data.starts_with(b"Adobe"));
@@ -279,13 +265,14 @@ impl StreamHeader {
     }
 }
 
-/// A source being decoded a few rows at a time, so the whole decoded image
-/// never exists at once (`resize::resize_streamed`): a gray or RGB JPEG
-/// (libjpeg), or a PNG that is not interlaced (the png crate; Adam7 fills
-/// the image in seven passes).
+/// A source handed out a few rows at a time (`resize::resize_all`): a gray
+/// or RGB JPEG (libjpeg) or a PNG that is not interlaced (the png crate;
+/// Adam7 fills the image in seven passes) as they are decoded, so the
+/// whole decoded image never exists at once; any other source from its
+/// whole decode ([`Rows::whole`]).
 pub(super) struct Rows<'a> {
     decoder: RowDecoder<'a>,
-    /// Decoded (for a JPEG, DCT-scaled) size.
+    /// Stored size.
     pub(super) width: u32,
     pub(super) height: u32,
     pub(super) channels: Channels,
@@ -297,6 +284,8 @@ pub(super) struct Rows<'a> {
 enum RowDecoder<'a> {
     Jpeg(Box<mozjpeg::decompress::DecompressStarted<std::io::BufReader<Draining<'a>>>>),
     Png(Box<png::Reader<Cursor<&'a [u8]>>>),
+    /// Decoded whole; rows are copied out from the front.
+    Whole(Vec<u8>),
 }
 
 /// Reads the encoded bytes once, front to back, and frees given bytes with
@@ -327,24 +316,16 @@ impl std::io::Read for Draining<'_> {
 }
 
 /// The header of a source [`jpeg_rows`] or [`png_rows`] decode row by row:
-/// a gray or RGB JPEG, or a PNG that is not interlaced (RGBA only when
-/// `rgba` allows it: an RGBA source with a size of its own is left to
-/// [`decode`], see `resize::resize_each`). Others hand the decoder back,
-/// for [`decode`] to decode whole.
-pub(super) fn stream_header<'a>(
-    decoder: Decoder<'a>,
-    probe: &Probe,
-    rgba: bool,
-) -> Result<StreamHeader, Decoder<'a>> {
+/// a gray or RGB JPEG, or a PNG that is not interlaced. Others hand the
+/// decoder back, for [`decode`] to decode whole (and [`Rows::whole`] to
+/// hand out).
+pub(super) fn stream_header<'a>(decoder: Decoder<'a>, probe: &Probe) -> Result<StreamHeader, Decoder<'a>> {
     let png = match probe.format {
         "jpeg" if jpeg_frame(decoder.bytes).is_none_or(|f| f.sampling.len() != 4) => false,
         "png" if png_interlaced(decoder.bytes) == Some(false) => true,
         _ => return Err(decoder),
     };
     let channels = Channels::of(decoder.header.color_type());
-    if channels == Channels::Rgba && !rgba {
-        return Err(decoder);
-    }
     let mut header = decoder.header;
     Ok(StreamHeader {
         png,
@@ -366,25 +347,14 @@ pub(super) fn png_interlaced(bytes: &[u8]) -> Option<bool> {
 }
 
 /// Starts the row-by-row decode of the JPEG in `input` (whose header is
-/// `header`) at the DCT scale `largest` allows.
-pub(super) fn jpeg_rows<'a>(
-    header: StreamHeader,
-    input: Input<'a>,
-    largest: Size,
-) -> Result<Rows<'a>, RenderError> {
-    let StreamHeader {
-        icc,
-        dimensions,
-        orientation,
-        ..
-    } = header;
-    let denominator = dct_scale(dimensions, stored(largest, orientation));
+/// `header`).
+pub(super) fn jpeg_rows(header: StreamHeader, input: Input<'_>) -> Result<Rows<'_>, RenderError> {
+    let StreamHeader { icc, orientation, .. } = header;
     // libjpeg asks for 4 KiB at a time by default; 64 KiB keeps the calls few.
     let reader = std::io::BufReader::with_capacity(64 << 10, Draining { input, at: 0 });
     let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> std::io::Result<_> {
         use mozjpeg::ColorSpace;
-        let mut d = mozjpeg::Decompress::new_reader(reader)?;
-        d.scale((8 / denominator.clamp(1, 8)) as u8);
+        let d = mozjpeg::Decompress::new_reader(reader)?;
         match d.color_space() {
             ColorSpace::JCS_GRAYSCALE => Ok((d.grayscale()?, Channels::Gray)),
             ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => Err(std::io::ErrorKind::Unsupported.into()),
@@ -466,13 +436,27 @@ pub(super) fn png_rows<'a>(
 }
 
 impl Rows<'_> {
+    /// A source decoded whole, handed out a few rows at a time like the
+    /// others, so that every source is resized one way.
+    pub(super) fn whole<'b>(source: Source) -> Rows<'b> {
+        Rows {
+            decoder: RowDecoder::Whole(source.pixels),
+            width: source.width,
+            height: source.height,
+            channels: source.channels,
+            orientation: source.orientation,
+            to_srgb: source.to_srgb,
+            read: 0,
+        }
+    }
+
     /// Fills `rows` (whole rows) with the next rows of the image.
     pub(super) fn read(&mut self, rows: &mut [u8]) -> Result<(), RenderError> {
         let line = self.width as usize * self.channels.count();
         let n = rows.len() / line.max(1);
         let fail = |message: &str| match self.decoder {
             RowDecoder::Jpeg(_) => jpeg_fail(message.to_owned()),
-            RowDecoder::Png(_) => png_fail(message.to_owned()),
+            RowDecoder::Png(_) | RowDecoder::Whole(_) => png_fail(message.to_owned()),
         };
         if self.read as usize + n > self.height as usize {
             return Err(fail("asked for rows past the end"));
@@ -499,6 +483,10 @@ impl Rows<'_> {
                     png_row(row.data(), color, sixteen, out);
                 }
             }
+            RowDecoder::Whole(pixels) => {
+                let at = self.read as usize * line;
+                rows.copy_from_slice(&pixels[at..at + rows.len()]);
+            }
         }
         self.read += n as u32;
         Ok(())
@@ -517,6 +505,7 @@ impl Rows<'_> {
             // Every row is read; what follows the image (text, IEND) the
             // whole decode does not read either.
             RowDecoder::Png(_) => Ok(()),
+            RowDecoder::Whole(_) => Ok(()),
         }
     }
 }
@@ -658,31 +647,50 @@ fn check_jpeg_markers(bytes: &[u8]) -> Result<(), RenderError> {
         format: "jpeg",
         message,
     };
-    if !jpeg_is_complete(bytes) {
+    let markers = jpeg_markers(bytes);
+    if !markers.complete {
         return Err(fail(
             "file is truncated (no end-of-image marker after the image data)".to_owned(),
         ));
     }
-    // Inside entropy-coded data every 0xFF is stuffed (`FF 00`) or a restart
-    // marker, so each `FF DA` starts a scan (or one of an embedded
-    // thumbnail's, which only adds a few).
-    let scans = bytes.windows(2).filter(|w| *w == [0xFF, 0xDA]).count();
-    if scans > MAX_SCANS {
-        return Err(fail(format!("{scans} scans, over the limit of {MAX_SCANS}")));
+    if markers.scans > MAX_SCANS {
+        return Err(fail(format!(
+            "{} scans, over the limit of {MAX_SCANS}",
+            markers.scans
+        )));
     }
     Ok(())
 }
 
-/// Whether a JPEG has an end-of-image marker after its first scan. The
-/// decoder fills a truncated file's missing rows with grey instead of
-/// failing (libjpeg-turbo only warns); like sharp's default, we refuse it.
-/// Inside scan data every 0xFF byte is stuffed (`FF 00`) or a restart
-/// marker, so `FF D9` after the first `FF DA` can only be the real end.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let Some(sos) = bytes.windows(2).position(|w| w == [0xFF, 0xDA]) else {
-        return false;
+/// What one pass over a JPEG's `FF` bytes finds.
+struct Markers {
+    /// Start-of-scan markers (`FF DA`). Inside entropy-coded data every
+    /// 0xFF is stuffed (`FF 00`) or a restart marker, so each starts a
+    /// scan (or one of an embedded thumbnail's, which only adds a few).
+    scans: usize,
+    /// Whether an end-of-image marker (`FF D9`) follows the first scan.
+    /// The decoder fills a truncated file's missing rows with grey instead
+    /// of failing (libjpeg-turbo only warns); like sharp's default, we
+    /// refuse it. After the first `FF DA`, `FF D9` can only be the real end.
+    complete: bool,
+}
+
+/// One pass over the file (memchr finds the `FF` bytes: the file is read
+/// once per probe, estimate and render, and a byte-at-a-time scan of a
+/// 4 MB photo cost 5% of its job).
+fn jpeg_markers(bytes: &[u8]) -> Markers {
+    let mut found = Markers {
+        scans: 0,
+        complete: false,
     };
-    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
+    for at in memchr::memchr_iter(0xFF, bytes) {
+        match bytes.get(at + 1) {
+            Some(0xDA) => found.scans += 1,
+            Some(0xD9) if found.scans > 0 => found.complete = true,
+            _ => {}
+        }
+    }
+    found
 }
 
 fn exif_value(o: Orientation) -> u8 {
@@ -725,28 +733,5 @@ fn map_err(format: &'static str, e: image::ImageError) -> RenderError {
             format,
             message: other.to_string().to_lowercase(),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dct_scale;
-
-    #[test]
-    fn dct_scale_keeps_at_least_the_largest_output() {
-        #[track_caller]
-        fn check(stored: (u32, u32), target: (u32, u32), expect: u32) {
-            assert_eq!(dct_scale(stored, target), expect, "{stored:?} for {target:?}");
-        }
-        check((5120, 2880), (2200, 1238), 2);
-        check((5120, 2880), (2560, 1440), 2);
-        check((5120, 2880), (2561, 1441), 1);
-        check((5120, 2880), (1280, 720), 4);
-        check((5120, 2880), (640, 360), 8);
-        check((5120, 2880), (100, 56), 8);
-        // libjpeg rounds up: 4033 / 2 gives 2017 rows.
-        check((4033, 3025), (2017, 1513), 2);
-        check((3264, 2448), (2200, 1650), 1);
-        check((1, 1), (1, 1), 8);
     }
 }

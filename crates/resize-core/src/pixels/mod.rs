@@ -220,56 +220,86 @@ pub fn render_owned(bytes: Vec<u8>, recipe: &Recipe) -> Result<Vec<Rendition>, R
     render_input(Input::Given(bytes), recipe)
 }
 
+/// Which of a recipe's variants to make.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Only<'a> {
+    /// Every one.
+    All,
+    /// Those listed, by width and format.
+    These(&'a [(u32, Format)]),
+}
+
+impl Only<'_> {
+    fn wants(&self, width: u32, format: Format) -> bool {
+        match self {
+            Only::All => true,
+            Only::These(list) => list.contains(&(width, format)),
+        }
+    }
+}
+
 fn render_input(input: Input<'_>, recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
+    render_only(input, recipe, Only::All)
+}
+
+/// [`render_owned`] of the variants `only` names, each exactly as a render
+/// of every variant makes it (`resize::resize_all`: a size's pixels depend
+/// on the source and that size alone). Sizes ascending, formats in recipe
+/// order.
+pub(crate) fn render_selected(
+    bytes: Vec<u8>,
+    recipe: &Recipe,
+    only: Only<'_>,
+) -> Result<Vec<Rendition>, RenderError> {
+    render_only(Input::Given(bytes), recipe, only)
+}
+
+fn render_only(input: Input<'_>, recipe: &Recipe, only: Only<'_>) -> Result<Vec<Rendition>, RenderError> {
     let (probe, decoder) = decode::open(input.bytes(), recipe.limits())?;
-    let sizes = sizes(recipe, &probe);
+    let sizes: Vec<Size> = sizes(recipe, &probe)
+        .into_iter()
+        .filter(|s| recipe.formats().iter().any(|&f| only.wants(s.width, f)))
+        .collect();
     if sizes.is_empty() {
         return Ok(Vec::new());
     }
-    // `sizes` is ascending and not empty.
-    let largest = sizes[sizes.len() - 1];
     // A gray or RGB JPEG and a PNG that is not interlaced stream: decoded a
-    // few rows at a time and resized strip by strip, never whole in memory.
-    // Anything else is decoded whole here, within this statement, which
-    // ends the decoder's borrow of the bytes so they can be moved or freed
-    // below. An RGBA source with a size of its own is decoded whole, as
-    // `resize::resize_each` keeps that copy exact.
-    let rgba = !sizes
-        .iter()
-        .any(|s| (s.width, s.height) == (probe.width, probe.height));
-    let whole = match decode::stream_header(decoder, &probe, rgba) {
+    // few rows at a time, never whole in memory. Anything else is decoded
+    // whole here, within this statement, which ends the decoder's borrow
+    // of the bytes so they can be moved or freed below.
+    let whole = match decode::stream_header(decoder, &probe) {
         Ok(header) => Err(header),
-        Err(decoder) => Ok(decode::decode(decoder, &probe, largest)?),
+        Err(decoder) => Ok(decode::decode(decoder, &probe)?),
     };
-    let mut source = match whole {
-        Ok(source) => source,
+    let rows = match whole {
+        Ok(source) => {
+            // Decoded: given bytes go before the resizes start.
+            drop(input);
+            decode::Rows::whole(source)
+        }
         Err(header) if header.is_png() => {
             let rows = decode::png_rows(header, input.bytes(), recipe.limits())?;
-            return stream(rows, &sizes, recipe);
+            return resize_and_finish(rows, &sizes, recipe, only);
         }
-        Err(header) => return stream(decode::jpeg_rows(header, input, largest)?, &sizes, recipe),
+        Err(header) => decode::jpeg_rows(header, input)?,
     };
-    // Decoded: given bytes go before the resizes start.
-    drop(input);
-    let meta = Meta {
-        channels: source.channels,
-        orientation: source.orientation,
-        to_srgb: source.to_srgb.clone(),
-    };
-    let finish = |size: Size, pixels: &[u8]| finish_size(&meta, size, pixels, recipe);
-    let per_size = resize::resize_each(&mut source, &sizes, &finish)?;
-    Ok(per_size.into_iter().flatten().collect())
+    resize_and_finish(rows, &sizes, recipe, only)
 }
 
-/// Resizes and finishes every size of a source decoded row by row.
-fn stream(rows: decode::Rows<'_>, sizes: &[Size], recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
+/// Resizes and finishes every size of a source read row by row.
+fn resize_and_finish(
+    rows: decode::Rows<'_>,
+    sizes: &[Size],
+    recipe: &Recipe,
+    only: Only<'_>,
+) -> Result<Vec<Rendition>, RenderError> {
     let meta = Meta {
         channels: rows.channels,
         orientation: rows.orientation,
         to_srgb: rows.to_srgb.clone(),
     };
-    let finish = |size: Size, pixels: &[u8]| finish_size(&meta, size, pixels, recipe);
-    let per_size = resize::resize_streamed(rows, sizes, &finish)?;
+    let finish = |size: Size, pixels: &[u8]| finish_size(&meta, size, pixels, recipe, only);
+    let per_size = resize::resize_all(rows, sizes, &finish)?;
     Ok(per_size.into_iter().flatten().collect())
 }
 
@@ -286,6 +316,7 @@ fn finish_size(
     size: Size,
     pixels: &[u8],
     recipe: &Recipe,
+    only: Only<'_>,
 ) -> Result<Vec<Rendition>, RenderError> {
     // Resized in the stored orientation; rotate the small result.
     let (sw, sh) = orient::stored(size, source.orientation);
@@ -310,6 +341,9 @@ fn finish_size(
     let mut flat: Option<Vec<u8>> = None;
     let mut out = Vec::with_capacity(recipe.formats().len());
     for &format in recipe.formats() {
+        if !only.wants(size.width, format) {
+            continue;
+        }
         let (data, ch) = match format {
             Format::Jpeg if channels == Channels::Rgba => {
                 let rgb = flat.get_or_insert_with(|| colour::flatten(pixels, recipe.background()));
@@ -378,25 +412,31 @@ pub struct Decoded {
 }
 
 /// The header check and decode [`render`] starts with (no orientation or
-/// colour conversion yet, except CMYK to RGB). `largest` is the largest
-/// output's oriented size: a JPEG is decoded at the smallest DCT scale
-/// (1/2, 1/4, 1/8) still at least that large; `None` decodes at full size.
-pub fn decode(bytes: &[u8], limits: Limits, largest: Option<(u32, u32)>) -> Result<Decoded, RenderError> {
+/// colour conversion yet, except CMYK to RGB), at full size.
+pub fn decode(bytes: &[u8], limits: Limits) -> Result<Decoded, RenderError> {
     let (probe, decoder) = decode::open(bytes, limits)?;
-    let largest = largest.map_or(
-        Size {
-            width: probe.width,
-            height: probe.height,
-        },
-        |(width, height)| Size { width, height },
-    );
-    let s = decode::decode(decoder, &probe, largest)?;
+    let s = decode::decode(decoder, &probe)?;
     Ok(Decoded {
         pixels: s.pixels,
         width: s.width,
         height: s.height,
         channels: s.channels,
     })
+}
+
+/// One step down the ladder [`render`] resizes small sizes from: half the
+/// size on both axes (rounded up), each pixel the rounded mean of a 2×2
+/// block (an odd edge's pixels the mean of what there is). A size is
+/// resized from the smallest level at least twice its size, else from
+/// the source.
+pub fn halve(image: &Decoded) -> Decoded {
+    let (pixels, width, height) = resize::halve(&image.pixels, image.width, image.height, image.channels);
+    Decoded {
+        pixels,
+        width,
+        height,
+        channels: image.channels,
+    }
 }
 
 /// One Lanczos3 resize, as [`render`] does it for each size.
