@@ -2,9 +2,13 @@
 //! walk found them, variants are written under the output root atomically
 //! (temporary file in the same directory, then rename).
 //!
-//! Files keep no user metadata, so `head` says so (`metadata: None`) and
-//! the core judges a variant current when it is no older than its source.
-//! A file's version is its modification time and length. Listing and
+//! Files keep no user metadata; the output root's state file
+//! (`state.rs`) keeps it for them. A variant the state file records as it
+//! is now has that metadata, and the core judges it as it judges an S3
+//! object (source, source version, fingerprint); any other says it has
+//! none (`metadata: None`), and the core judges it current when it is no
+//! older than its source. A source's version is the MD5 of its bytes,
+//! what S3 reports as the ETag of a single-part upload. Listing and
 //! deleting are not needed by a local run and stay unsupported.
 
 use std::collections::{HashMap, HashSet};
@@ -13,18 +17,21 @@ use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Component, Path, PathBuf};
 
-use std::time::UNIX_EPOCH;
+use resize_core::{content_version, Fetched, Meta, Object, Storage, StorageError};
 
-use resize_core::{Fetched, Meta, Object, Storage, StorageError};
-
+use crate::state::{nanos, Entry, State, LOCK_FILE, STATE_FILE};
 use crate::walk::SourceFile;
 
-/// Prefix of the temporary files; stale ones (from a killed run) are
-/// removed when the next run starts.
+/// Prefix of the temporary files, followed by the writing process's id and
+/// `-`; those of a process that is gone (a killed run) are removed when the
+/// next run starts, never those of a run still writing.
 const TEMP_PREFIX: &str = ".resize-tmp-";
 
-pub fn is_temp_name(name: &OsStr) -> bool {
-    name.to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX))
+/// Whether a file name is one of the tool's own: a temporary file, the
+/// state file or its lock (the walker skips them).
+pub fn is_own_file(name: &OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| n.starts_with(TEMP_PREFIX) || n.starts_with(STATE_FILE) || n == LOCK_FILE)
 }
 
 pub struct FsStorage {
@@ -32,6 +39,7 @@ pub struct FsStorage {
     sources: HashMap<String, PathBuf>,
     /// Canonical paths of every source, which no output may replace.
     source_paths: HashSet<PathBuf>,
+    pub state: State,
 }
 
 impl FsStorage {
@@ -44,6 +52,7 @@ impl FsStorage {
             remove_stale_temps(&out);
         }
         Ok(FsStorage {
+            state: State::load(&out),
             sources: files.iter().map(|f| (f.key.clone(), f.path.clone())).collect(),
             source_paths: files
                 .iter()
@@ -67,34 +76,60 @@ fn out_path(root: &Path, key: &str) -> Option<PathBuf> {
         .then(|| root.join(rel))
 }
 
-impl FsStorage {
-    /// The file behind `key`: a walked source, else a path under the output root.
-    fn path(&self, key: &str) -> Option<PathBuf> {
-        self.sources.get(key).cloned().or_else(|| self.out_path(key))
+/// What the file system knows of a file; the version is the caller's.
+fn meta(m: &fs::Metadata, version: Option<String>) -> Meta {
+    Meta {
+        version,
+        size: Some(m.len()),
+        modified: m.modified().ok(),
+        metadata: None,
     }
 }
 
-/// What the file system knows of a file.
-fn meta(m: &fs::Metadata) -> Meta {
-    let modified = m.modified().ok();
-    let stamp = modified
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    Meta {
-        version: Some(format!("{stamp}-{}", m.len())),
-        size: Some(m.len()),
-        modified,
-        metadata: None,
+impl FsStorage {
+    /// Records the metadata of the variant file now at `path` (`key`).
+    fn record(&self, key: &str, path: &Path, metadata: &[(&str, &str)]) -> Result<(), StorageError> {
+        let m = fs::metadata(path).map_err(|e| io_error(e, key, "look at"))?;
+        let entry = Entry {
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            size: m.len(),
+            modified_ns: nanos(m.modified().ok()).unwrap_or_default(),
+        };
+        self.state
+            .record(key, entry)
+            .map_err(|e| io_error(e, STATE_FILE, "update"))
     }
 }
 
 impl Storage for FsStorage {
     fn head(&self, key: &str) -> Result<Option<Meta>, StorageError> {
-        let Some(path) = self.path(key) else {
+        if let Some(path) = self.sources.get(key) {
+            // A source's version is the MD5 of its bytes, as `get` gives it.
+            return match fs::read(path) {
+                Ok(bytes) => {
+                    let m = fs::metadata(path).map_err(|e| io_error(e, key, "look at"))?;
+                    Ok(Some(meta(&m, Some(content_version(&bytes)))))
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_error(e, key, "read")),
+            };
+        }
+        let Some(path) = self.out_path(key) else {
             return Ok(None);
         };
         match fs::metadata(&path) {
-            Ok(m) => Ok(Some(meta(&m))),
+            Ok(m) => {
+                let mut found = meta(&m, None);
+                // Trusted only while the file is the one recorded.
+                if let Some(entry) = self.state.get(key).filter(|e| e.describes(&m)) {
+                    found.version = nanos(found.modified).map(|t| format!("{t}-{}", m.len()));
+                    found.metadata = Some(entry.metadata);
+                }
+                Ok(Some(found))
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_error(e, key, "look at")),
         }
@@ -114,9 +149,10 @@ impl Storage for FsStorage {
             });
         }
         let bytes = fs::read(path).map_err(|e| io_error(e, key, "read"))?;
+        let version = content_version(&bytes);
         Ok(Fetched {
             bytes,
-            meta: meta(&m),
+            meta: meta(&m, Some(version)),
         })
     }
 
@@ -134,16 +170,31 @@ impl Storage for FsStorage {
                 source: None,
             });
         }
+        let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
         let mut tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
+            .prefix(&prefix)
             .tempfile_in(parent)
             .map_err(|e| io_error(e, key, "create temporary file for"))?;
+        // Readable by all, as a file the user wrote would be (temporary
+        // files are created private).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o644))
+                .map_err(|e| io_error(e, key, "write"))?;
+        }
         tmp.write_all(object.bytes)
             .and_then(|()| tmp.as_file().sync_data())
             .map_err(|e| io_error(e, key, "write"))?;
         tmp.persist(&path)
             .map_err(|e| io_error(e.error, key, "rename into place"))?;
-        Ok(())
+        self.record(key, &path, object.metadata)
+    }
+
+    fn adopt(&self, key: &str, metadata: &[(&str, &str)]) -> Result<(), StorageError> {
+        let path = self.out_path(key).ok_or_else(|| StorageError::NotFound(key.to_owned()))?;
+        self.record(key, &path, metadata)
     }
 }
 
@@ -164,17 +215,41 @@ fn io_error(e: std::io::Error, key: &str, what: &str) -> StorageError {
     }
 }
 
-/// Deletes temporary files a killed run left under `root`.
+/// Deletes temporary files a killed run left under `root`: those whose
+/// writer is no longer running, never a concurrent run's.
 fn remove_stale_temps(root: &Path) {
     let Ok(entries) = fs::read_dir(root) else { return };
     for entry in entries.flatten() {
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
             remove_stale_temps(&entry.path());
-        } else if ft.is_file() && is_temp_name(&entry.file_name()) {
+        } else if ft.is_file() && writer_is_gone(&entry.file_name(), &entry.metadata().ok()) {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// Whether a temporary file's writer has ended: the process named in its
+/// name is not running (Linux: no `/proc/<pid>`; elsewhere the file is
+/// over a day old). Files of older releases (no process id) are stale.
+fn writer_is_gone(name: &OsStr, m: &Option<fs::Metadata>) -> bool {
+    let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+        return false;
+    };
+    let Some(pid) = rest.split_once('-').and_then(|(p, _)| p.parse::<u32>().ok()) else {
+        return true;
+    };
+    if pid == std::process::id() {
+        return false;
+    }
+    if cfg!(target_os = "linux") {
+        return !Path::new(&format!("/proc/{pid}")).exists();
+    }
+    let age = m
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.elapsed().ok());
+    age.is_some_and(|a| a > std::time::Duration::from_secs(24 * 3600))
 }
 
 #[cfg(test)]

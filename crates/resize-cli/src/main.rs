@@ -10,6 +10,7 @@ mod fs_storage;
 #[cfg(target_os = "linux")]
 mod huge_pages;
 mod report;
+mod state;
 mod walk;
 
 use std::collections::HashMap;
@@ -124,6 +125,13 @@ fn run(args: &Args) -> Result<Summary, Failure> {
         }
     });
     progress.finish();
+    if !args.dry_run {
+        storage
+            .state
+            .flush()
+            .context("cannot update the output directory's state file")
+            .map_err(Failure::Other)?;
+    }
 
     let mut lines = lines
         .into_inner()

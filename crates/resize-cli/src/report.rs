@@ -1,5 +1,6 @@
 //! Per-image lines, the progress display and the end-of-run summary.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -158,7 +159,11 @@ impl Progress {
             None => {
                 let text = match line.status {
                     Status::Written => format!("ok   {} ({} variants)", line.key, line.variants.len()),
-                    Status::Planned => format!("plan {} ({} variants)", line.key, line.variants.len()),
+                    Status::Planned => format!(
+                        "plan {} ({} variants)",
+                        line.key,
+                        line.variants.iter().filter(|v| v.found.as_deref() != Some(CURRENT)).count()
+                    ),
                     Status::Skipped => format!("skip {}: {}", line.key, line.reason.as_deref().unwrap_or("")),
                     Status::Failed => format!("FAIL {}: {}", line.key, line.reason.as_deref().unwrap_or("")),
                 };
@@ -175,6 +180,9 @@ impl Progress {
     }
 }
 
+/// How the core says a variant is current (`Found::Current`).
+const CURRENT: &str = "current";
+
 /// The end-of-run summary; `--json` prints it as one document.
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -184,7 +192,13 @@ pub struct Summary {
     pub images_skipped: usize,
     pub images_failed: usize,
     pub variants_written: usize,
+    /// Variants a run would write (dry run): those not current.
     pub variants_planned: usize,
+    /// Dry run: why the variants a run would write are stale, with how
+    /// many of each (`missing`, `made with other settings`, `not made by
+    /// resize`: objects without our metadata a run would replace, …).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stale: BTreeMap<String, usize>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub seconds: f64,
@@ -218,9 +232,19 @@ impl Summary {
             results
                 .iter()
                 .filter(|l| l.status == s)
-                .map(|l| l.variants.len())
-                .sum()
+                .flat_map(|l| &l.variants)
+                .filter(|v| v.found.as_deref() != Some(CURRENT))
+                .count()
         };
+        let mut stale = BTreeMap::new();
+        for found in results
+            .iter()
+            .flat_map(|l| &l.variants)
+            .filter_map(|v| v.found.as_deref())
+            .filter(|f| *f != CURRENT)
+        {
+            *stale.entry(found.to_owned()).or_insert(0) += 1;
+        }
         Summary {
             dry_run,
             images: results.len(),
@@ -229,6 +253,7 @@ impl Summary {
             images_failed: count(Status::Failed),
             variants_written: variants(Status::Written),
             variants_planned: variants(Status::Planned),
+            stale,
             bytes_in: results.iter().map(|l| l.bytes_in).sum(),
             bytes_out: results.iter().map(ImageLine::bytes_out).sum(),
             seconds: elapsed.as_secs_f64(),
@@ -266,6 +291,10 @@ impl Summary {
                 human(self.bytes_out),
                 self.seconds
             )?;
+            if !self.stale.is_empty() {
+                let why: Vec<String> = self.stale.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                writeln!(out, "stale variants: {}", why.join(", "))?;
+            }
             for f in &self.failed {
                 writeln!(out, "failed: {}: {}", f.key, f.reason)?;
             }

@@ -110,7 +110,7 @@ fn collect(
             collect(&path, &rel, out, found, errors)?;
         } else if file_type.is_file() || (file_type.is_symlink() && path.is_file()) {
             // Symlinked directories are not followed: they can form cycles.
-            if !crate::fs_storage::is_temp_name(&entry.file_name()) {
+            if !crate::fs_storage::is_own_file(&entry.file_name()) {
                 found.push((rel, path));
             }
         }

@@ -330,6 +330,10 @@ pub struct Plan {
     budget: MemoryBudget,
     /// Rewrite current variants too.
     force: bool,
+    /// Variants found current by modification time in a store without
+    /// their metadata, to [`Storage::adopt`], with the source's version.
+    adopt: Vec<Variant>,
+    version: Option<String>,
 }
 
 /// Options for [`plan_job`] and [`run_job`].
@@ -400,6 +404,8 @@ pub fn plan_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobO
         source: None,
         budget: options.budget.clone(),
         force: options.force,
+        adopt: Vec::new(),
+        version: None,
     };
     let decided = contain(key, || plan_steps(storage, recipe, key, options, &mut plan));
     plan.action = match decided {
@@ -464,12 +470,11 @@ fn plan_steps(
             key: variant.key.clone(),
             source,
         })?;
-        let found = judge(
-            key,
-            &fetched.meta,
-            found.as_ref(),
-            recipe.fingerprint(variant.format),
-        );
+        let by_time = found.as_ref().is_some_and(|m| m.metadata.is_none());
+        let found = judge(key, &fetched.meta, found.as_ref(), recipe.fingerprint(variant.format));
+        if by_time && found == Found::Current {
+            plan.adopt.push(variant.clone());
+        }
         if let Found::OtherSource(owner) = found {
             return Err(JobError::Taken {
                 variant: variant.key,
@@ -478,6 +483,7 @@ fn plan_steps(
         }
         planned.push(Planned { variant, found });
     }
+    plan.version.clone_from(&fetched.meta.version);
     if !options.force && planned.iter().all(|p| p.found == Found::Current) {
         return Ok(Err(Skip::UpToDate));
     }
@@ -500,7 +506,29 @@ pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
         source,
         budget,
         force,
+        adopt,
+        version,
     } = plan;
+    // Current by time, now recorded with today's metadata (what a store
+    // without metadata needs to judge them by it next time). Not for a
+    // failed plan, nor for variants about to be rewritten.
+    if matches!(action, Action::Skip(Skip::UpToDate)) || (matches!(action, Action::Write(_)) && !force) {
+        for v in &adopt {
+            let fingerprint = recipe.fingerprint(v.format).to_string();
+            let metadata = variant_metadata(&key, version.as_deref(), &fingerprint);
+            if let Err(source) = storage.adopt(&v.key, &metadata) {
+                let e = JobError::Put {
+                    key: v.key.clone(),
+                    source,
+                };
+                return Report {
+                    key,
+                    bytes_in,
+                    outcome: Outcome::Failed(e),
+                };
+            }
+        }
+    }
     let outcome = match (action, source) {
         (Action::Write(planned), Some(source)) => {
             let stale = planned
@@ -552,17 +580,13 @@ fn write(
     let Fetched { bytes, meta } = source;
     let wanted: Vec<(u32, Format)> = variants.iter().map(|v| (v.width, v.format)).collect();
     let renditions = pixels::render_selected(bytes, recipe, Only::These(&wanted)).map_err(render_error)?;
-    let version = meta.version.unwrap_or_default();
     // `render_selected` and `plan_variants` walk the same sizes and formats
     // in the same order, so the lists pair up one to one.
     variants.truncate(renditions.len());
     for (v, r) in variants.iter_mut().zip(&renditions) {
         debug_assert_eq!((v.width, v.height, v.format), (r.width, r.height, r.format));
         let fingerprint = recipe.fingerprint(v.format).to_string();
-        let mut metadata = vec![(META_SOURCE, key), (META_FINGERPRINT, fingerprint.as_str())];
-        if !version.is_empty() {
-            metadata.push((META_SOURCE_VERSION, version.as_str()));
-        }
+        let metadata = variant_metadata(key, meta.version.as_deref(), &fingerprint);
         let object = Object {
             bytes: &r.bytes,
             content_type: r.content_type(),
@@ -575,6 +599,15 @@ fn write(
         v.bytes = Some(r.bytes.len() as u64);
     }
     Ok(variants)
+}
+
+/// The user metadata of a variant of `key` at `version`.
+fn variant_metadata<'a>(key: &'a str, version: Option<&'a str>, fingerprint: &'a str) -> Vec<(&'static str, &'a str)> {
+    let mut metadata = vec![(META_SOURCE, key), (META_FINGERPRINT, fingerprint)];
+    if let Some(version) = version {
+        metadata.push((META_SOURCE_VERSION, version));
+    }
+    metadata
 }
 
 /// Runs one key through the recipe: [`plan_job`], then [`carry_out`].

@@ -160,6 +160,16 @@ pub trait Storage: Sync {
     /// partial object visible under `key`.
     fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError>;
 
+    /// Remembers `metadata` for the object now at `key`, for a store that
+    /// keeps none of its own: the job calls it for each variant it found
+    /// current by modification time (a store without a record of it), so
+    /// that the next run judges it by its metadata. The default does
+    /// nothing, as a store with metadata needs nothing.
+    fn adopt(&self, key: &str, metadata: &[(&str, &str)]) -> Result<(), StorageError> {
+        let _ = (key, metadata);
+        Ok(())
+    }
+
     /// Calls `each` with every key that starts with `prefix`, in the
     /// store's order, a page at a time, until `each` breaks. The default
     /// is [`StorageError::Unsupported`].
