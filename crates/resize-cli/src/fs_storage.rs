@@ -193,7 +193,9 @@ impl Storage for FsStorage {
     }
 
     fn adopt(&self, key: &str, metadata: &[(&str, &str)]) -> Result<(), StorageError> {
-        let path = self.out_path(key).ok_or_else(|| StorageError::NotFound(key.to_owned()))?;
+        let path = self
+            .out_path(key)
+            .ok_or_else(|| StorageError::NotFound(key.to_owned()))?;
         self.record(key, &path, metadata)
     }
 }

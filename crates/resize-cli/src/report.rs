@@ -162,7 +162,10 @@ impl Progress {
                     Status::Planned => format!(
                         "plan {} ({} variants)",
                         line.key,
-                        line.variants.iter().filter(|v| v.found.as_deref() != Some(CURRENT)).count()
+                        line.variants
+                            .iter()
+                            .filter(|v| v.found.as_deref() != Some(CURRENT))
+                            .count()
                     ),
                     Status::Skipped => format!("skip {}: {}", line.key, line.reason.as_deref().unwrap_or("")),
                     Status::Failed => format!("FAIL {}: {}", line.key, line.reason.as_deref().unwrap_or("")),

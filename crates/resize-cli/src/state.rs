@@ -92,7 +92,9 @@ impl State {
     fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while the lock was held left whole maps behind: every
         // change is one `insert` or `clear`.
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The entry for `key`: this run's record, else the one read at the start.

@@ -471,7 +471,12 @@ fn plan_steps(
             source,
         })?;
         let by_time = found.as_ref().is_some_and(|m| m.metadata.is_none());
-        let found = judge(key, &fetched.meta, found.as_ref(), recipe.fingerprint(variant.format));
+        let found = judge(
+            key,
+            &fetched.meta,
+            found.as_ref(),
+            recipe.fingerprint(variant.format),
+        );
         if by_time && found == Found::Current {
             plan.adopt.push(variant.clone());
         }
@@ -602,7 +607,11 @@ fn write(
 }
 
 /// The user metadata of a variant of `key` at `version`.
-fn variant_metadata<'a>(key: &'a str, version: Option<&'a str>, fingerprint: &'a str) -> Vec<(&'static str, &'a str)> {
+fn variant_metadata<'a>(
+    key: &'a str,
+    version: Option<&'a str>,
+    fingerprint: &'a str,
+) -> Vec<(&'static str, &'a str)> {
     let mut metadata = vec![(META_SOURCE, key), (META_FINGERPRINT, fingerprint)];
     if let Some(version) = version {
         metadata.push((META_SOURCE_VERSION, version));

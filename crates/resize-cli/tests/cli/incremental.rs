@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use crate::support::{
-    at, decode, mtime, reasons, redact, set_mtime, status_of, variants, Sandbox, TEMP_PREFIX,
+    at, decode, mtime, reasons, redact, set_mtime, status_of, variants, Sandbox, STATE_FILE, TEMP_PREFIX,
 };
 
 const CARD: &str = "orientation/orient-1.jpg";
 
-/// Sources dated 2001, outputs redated to 2010 after the first run: a run
-/// that rewrites an output gives it the current time, one that keeps it
-/// leaves 2010, whatever the clock resolution.
+/// Sources dated 2001; a run that rewrites an output renames a new file
+/// into place (a new inode), one that keeps it leaves the file alone.
 #[test]
 fn incremental_runs_force_and_changed_sources() {
     let sb = Sandbox::new();
@@ -46,10 +45,6 @@ fn incremental_runs_force_and_changed_sources() {
     assert_eq!(first.json()["images_written"], 2);
     assert_eq!(first.json()["variants_written"], 8);
     assert_eq!(sb.files("out"), outputs);
-    let kept = at(1_300_000_000);
-    for o in outputs {
-        set_mtime(&sb.path(&format!("out/{o}")), kept);
-    }
     let contents = |sb: &Sandbox| -> Vec<Vec<u8>> {
         outputs
             .iter()
@@ -57,26 +52,50 @@ fn incremental_runs_force_and_changed_sources() {
             .collect()
     };
     let before = contents(&sb);
+    // A rewrite renames a new file into place: a new inode.
+    let inode = |sb: &Sandbox, o: &str| {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(sb.path(&format!("out/{o}"))).expect("output").ino()
+    };
 
-    // (what, extra args, change before the run, sources expected rebuilt)
+    // (what, extra args, change before the run, sources expected rebuilt).
+    // A source's version is the MD5 of its bytes: touching it or writing
+    // the same bytes again rebuilds nothing; other bytes rebuild it.
     type Change = fn(&Sandbox);
-    let table: [(&str, &[&str], Change, &[&str]); 4] = [
+    let table: [(&str, &[&str], Change, &[&str]); 6] = [
         ("second run", &[], |_| {}, &[]),
         ("--force", &["--force"], |_| {}, &["a", "b"]),
         (
             "a.jpg touched",
             &[],
             |sb| set_mtime(&sb.path("in/a.jpg"), at(1_600_000_000)),
-            &["a"],
+            &[],
         ),
-        ("b.png rewritten", &[], |sb| rewrite(&sb.path("in/b.png")), &["b"]),
+        (
+            "b.png rewritten, same bytes",
+            &[],
+            |sb| rewrite(&sb.path("in/b.png")),
+            &[],
+        ),
+        (
+            "b.png replaced by another image",
+            &[],
+            |sb| {
+                sb.copy_fixture("gray-alpha.png", "in/b.png");
+            },
+            &["b"],
+        ),
+        (
+            "b.png back",
+            &[],
+            |sb| {
+                sb.copy_fixture("alpha.png", "in/b.png");
+            },
+            &["b"],
+        ),
     ];
     for (what, extra, change, rebuilt) in table {
-        set_mtime(&a, at(1_000_000_000));
-        set_mtime(&b, at(1_000_000_000));
-        for o in outputs {
-            set_mtime(&sb.path(&format!("out/{o}")), kept);
-        }
+        let inodes: Vec<u64> = outputs.iter().map(|o| inode(&sb, o)).collect();
         change(&sb);
         let all: Vec<&str> = args.iter().chain(extra).copied().collect();
         let run = sb.run(&all);
@@ -97,15 +116,262 @@ fn incremental_runs_force_and_changed_sources() {
             assert_eq!(reason, "all variants are up to date", "{what}: {key}");
         }
         assert_eq!(sb.files("out"), outputs, "{what}: files");
-        for o in outputs {
-            let path = sb.path(&format!("out/{o}"));
+        for (o, was) in outputs.iter().zip(inodes) {
             let was_rebuilt = rebuilt.iter().any(|r| o.starts_with(&format!("{r}-")));
-            assert_eq!(mtime(&path) != kept, was_rebuilt, "{what}: {o} rewritten");
-            decode(&path);
+            assert_eq!(inode(&sb, o) != was, was_rebuilt, "{what}: {o} rewritten");
+            decode(&sb.path(&format!("out/{o}")));
         }
     }
     // Same inputs, same encoder: rebuilt outputs have the same bytes.
     assert_eq!(contents(&sb), before);
+}
+
+/// The state file in the output root records each variant's source, the
+/// source's version and the recipe's fingerprint: a rerun writes nothing,
+/// a new width writes only it, a JPEG quality change rewrites only the
+/// JPEGs, a WebP quality change only the WebPs; without the state file the
+/// run judges by modification time and records the state for next time.
+#[test]
+fn a_recipe_change_rewrites_only_what_it_affects() {
+    let sb = Sandbox::new();
+    sb.copy_fixture(CARD, "in/a.jpg");
+    sb.copy_fixture("alpha.png", "in/sub/b.png");
+    let base = ["--json", "--formats", "jpeg,webp", "--out", "out", "in"];
+    let run = |extra: &[&str]| {
+        let all: Vec<&str> = extra.iter().chain(&base).copied().collect();
+        let run = sb.run(&all);
+        run.expect_code(0);
+        let mut written: Vec<String> = variants(&run.json())
+            .into_iter()
+            .filter(|(_, v)| v.3.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        written.sort();
+        written
+    };
+    // (what, args, variants written)
+    let steps: [(&str, &[&str], &[&str]); 8] = [
+        (
+            "first run",
+            &["--sizes", "60,100"],
+            &[
+                "a-100.jpg",
+                "a-100.webp",
+                "a-60.jpg",
+                "a-60.webp",
+                "sub/b-100.jpg",
+                "sub/b-100.webp",
+                "sub/b-60.jpg",
+                "sub/b-60.webp",
+            ],
+        ),
+        ("rerun", &["--sizes", "60,100"], &[]),
+        (
+            "a width added",
+            &["--sizes", "60,80,100"],
+            &["a-80.jpg", "a-80.webp", "sub/b-80.jpg", "sub/b-80.webp"],
+        ),
+        ("a width dropped", &["--sizes", "60,100"], &[]),
+        (
+            "JPEG quality",
+            &["--sizes", "60,80,100", "--jpeg-quality", "70"],
+            &[
+                "a-100.jpg",
+                "a-60.jpg",
+                "a-80.jpg",
+                "sub/b-100.jpg",
+                "sub/b-60.jpg",
+                "sub/b-80.jpg",
+            ],
+        ),
+        (
+            "WebP quality",
+            &[
+                "--sizes",
+                "60,80,100",
+                "--jpeg-quality",
+                "70",
+                "--webp-quality",
+                "50",
+            ],
+            &[
+                "a-100.webp",
+                "a-60.webp",
+                "a-80.webp",
+                "sub/b-100.webp",
+                "sub/b-60.webp",
+                "sub/b-80.webp",
+            ],
+        ),
+        (
+            "the background behind transparency (JPEG only)",
+            &[
+                "--sizes",
+                "60,80,100",
+                "--jpeg-quality",
+                "70",
+                "--webp-quality",
+                "50",
+                "--background",
+                "000000",
+            ],
+            &[
+                "a-100.jpg",
+                "a-60.jpg",
+                "a-80.jpg",
+                "sub/b-100.jpg",
+                "sub/b-60.jpg",
+                "sub/b-80.jpg",
+            ],
+        ),
+        (
+            "nothing changed",
+            &[
+                "--sizes",
+                "60,80,100",
+                "--jpeg-quality",
+                "70",
+                "--webp-quality",
+                "50",
+                "--background",
+                "000000",
+            ],
+            &[],
+        ),
+    ];
+    for (what, args, expect) in steps {
+        assert_eq!(run(args), expect, "{what}");
+    }
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(sb.path(&format!("out/{STATE_FILE}"))).expect("state file"))
+            .expect("state file is JSON");
+    let entry = &state["variants"]["sub/b-60.jpg"]["metadata"];
+    assert_eq!(entry["resize-source"], "sub/b.png");
+    // A local source's version is the MD5 of its bytes (S3's ETag).
+    assert_eq!(
+        entry["resize-source-etag"],
+        md5_hex(&fs::read(sb.path("in/sub/b.png")).expect("source"))
+    );
+    assert_eq!(entry["resize-fingerprint"].as_str().map(str::len), Some(16));
+
+    // Without the state file, outputs newer than their sources are current
+    // (the modification-time rule), so a quality change goes unseen once;
+    // the run records the state, and the next change is seen again.
+    let with = |jpeg: &'static str, webp: &'static str| -> Vec<&'static str> {
+        vec![
+            "--sizes",
+            "60,80,100",
+            "--jpeg-quality",
+            jpeg,
+            "--webp-quality",
+            webp,
+            "--background",
+            "000000",
+        ]
+    };
+    fs::remove_file(sb.path(&format!("out/{STATE_FILE}"))).expect("remove state");
+    assert_eq!(
+        run(&with("60", "50")),
+        Vec::<String>::new(),
+        "no state: judged by time"
+    );
+    assert!(
+        sb.path(&format!("out/{STATE_FILE}")).exists(),
+        "the state is recorded again"
+    );
+    assert_eq!(
+        run(&with("60", "40")),
+        [
+            "a-100.webp",
+            "a-60.webp",
+            "a-80.webp",
+            "sub/b-100.webp",
+            "sub/b-60.webp",
+            "sub/b-80.webp"
+        ],
+        "state recorded: a WebP change is seen"
+    );
+    // A state file that is not JSON is an empty state: judged by time.
+    fs::write(sb.path(&format!("out/{STATE_FILE}")), b"{ not json").expect("write");
+    assert_eq!(run(&with("50", "40")), Vec::<String>::new(), "unreadable state");
+}
+
+/// MD5 in hex, computed apart from the tool (`md5sum`).
+fn md5_hex(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f");
+    fs::write(&path, bytes).expect("write");
+    let out = std::process::Command::new("md5sum")
+        .arg(&path)
+        .output()
+        .expect("md5sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Two runs on the same output folder at once (different sources, then
+/// the same ones): neither removes the other's temporary files, and the
+/// state file ends up recording every variant of both, so a third run
+/// writes nothing.
+#[test]
+fn concurrent_runs_share_the_output_folder() {
+    let sb = Sandbox::new();
+    for i in 0..12 {
+        sb.copy_fixture("photo-4x3.jpg", &format!("one/p{i:02}.jpg"));
+        sb.copy_fixture("photo-16x9.jpg", &format!("two/q{i:02}.jpg"));
+    }
+    let args = |input: &'static str| -> Vec<&'static str> {
+        vec![
+            "--json",
+            "--sizes",
+            "96,200,360",
+            "--formats",
+            "jpeg,webp",
+            "--out",
+            "out",
+            input,
+        ]
+    };
+    let (first, second) = std::thread::scope(|s| {
+        let a = s.spawn(|| sb.run(&args("one")));
+        let b = s.spawn(|| sb.run(&args("two")));
+        (a.join().expect("first run"), b.join().expect("second run"))
+    });
+    first.expect_code(0);
+    second.expect_code(0);
+    assert_eq!(first.json()["variants_written"], 72);
+    assert_eq!(second.json()["variants_written"], 72);
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(sb.path(&format!("out/{STATE_FILE}"))).expect("state file"))
+            .expect("state file is JSON");
+    assert_eq!(
+        state["variants"].as_object().map(|m| m.len()),
+        Some(144),
+        "entries of both runs"
+    );
+    for input in ["one", "two"] {
+        let again = sb.run(&args(input));
+        again.expect_code(0);
+        assert_eq!(again.json()["variants_written"], 0, "{input} again");
+    }
+    // The same sources from two runs at once: both may write, neither fails.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| sb.run(&[&["--force"], &args("one")[..]].concat()));
+        let b = s.spawn(|| sb.run(&[&["--force"], &args("one")[..]].concat()));
+        (a.join().expect("run"), b.join().expect("run"))
+    });
+    a.expect_code(0);
+    b.expect_code(0);
+    assert_eq!(sb.run(&args("one")).json()["variants_written"], 0);
+    let leftovers: Vec<String> = sb
+        .files("out")
+        .into_iter()
+        .filter(|f| f.contains(TEMP_PREFIX))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 /// Rewrites a file with the same bytes (new mtime: now).
@@ -310,6 +576,17 @@ fn temporary_files_are_cleaned_up() {
     sb.write("out/.resize-tmp-xyz", b"half a jpeg");
     sb.write("out/sub/deeper/.resize-tmp-abc", b"half a png");
     sb.write("out/keep.txt", b"not ours");
+    // A run still writing (this test's process is alive) keeps its files;
+    // one that has ended (a child that exited) does not.
+    let live = format!("out/.resize-tmp-{}-abc", std::process::id());
+    sb.write(&live, b"another run's half file");
+    let mut child = std::process::Command::new("true").spawn().expect("spawn");
+    let dead = child.id();
+    child.wait().expect("wait");
+    sb.write(
+        &format!("out/sub/.resize-tmp-{dead}-def"),
+        b"a killed run's half file",
+    );
     sb.run(&[
         "--sizes",
         "60,100",
@@ -325,8 +602,8 @@ fn temporary_files_are_cleaned_up() {
         .iter()
         .filter(|f| f.rsplit('/').next().unwrap_or(f).starts_with(TEMP_PREFIX))
         .collect();
-    assert!(temps.is_empty(), "temporary files left: {temps:?}");
-    assert_eq!(files.len(), 13, "{files:?}");
+    assert_eq!(temps, [&live["out/".len()..]], "temporary files left or removed");
+    assert_eq!(files.len(), 14, "{files:?}");
     assert!(files.contains(&"keep.txt".to_owned()));
     assert!(files.contains(&"sub/b-100.webp".to_owned()));
 }

@@ -204,8 +204,13 @@ impl Sandbox {
     }
 }
 
+/// The output root's state file and its lock (`incremental.rs` tests them).
+pub const STATE_FILE: &str = ".resize-state.json";
+pub const LOCK_FILE: &str = ".resize-state.lock";
+
 /// Every file under `dir` (recursively), as sorted `/`-separated paths
-/// relative to it. Empty when `dir` does not exist.
+/// relative to it, but for output roots' state files and their locks.
+/// Empty when `dir` does not exist.
 pub fn files_under(dir: &Path) -> Vec<String> {
     fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
         let Ok(entries) = fs::read_dir(dir) else { return };
@@ -219,7 +224,7 @@ pub fn files_under(dir: &Path) -> Vec<String> {
             };
             if entry.file_type().expect("file type").is_dir() {
                 walk(&entry.path(), &rel, out);
-            } else {
+            } else if !rel.ends_with(STATE_FILE) && !rel.ends_with(LOCK_FILE) {
                 out.push(rel);
             }
         }

@@ -279,6 +279,85 @@ fn duplicate_delivery_writes_nothing_the_second_time() {
     assert_eq!(world.dimensions("resized/trips/a-720.jpg"), (720, 540));
 }
 
+/// Variants carry the recipe's fingerprint; a deployment with other
+/// settings rewrites exactly the variants whose bytes they change, on the
+/// next delivery of each source: a rerun writes nothing, a new width only
+/// that width, a JPEG quality change only the JPEGs (S3 contents and
+/// moto's request log).
+#[test]
+fn a_recipe_change_rewrites_only_the_variants_it_affects() {
+    let world = World::new().expect("an S3 world: moto and a bucket");
+    world.put_fixture("original/trips/a.jpg", "images/photo-16x9.jpg");
+    let puts = |key: &str| {
+        world
+            .moto()
+            .expect("moto is running")
+            .sync(&world.client, &world.rt);
+        world
+            .moto()
+            .expect("moto is running")
+            .requests(&format!("PUT /{BUCKET}/{key} HTTP"))
+    };
+    let deliver = |settings: &[(&str, &str)]| -> Vec<String> {
+        let keys = |w: &World| w.keys("resized/");
+        let before: Vec<(String, usize)> = keys(&world).into_iter().map(|k| (k.clone(), puts(&k))).collect();
+        let mut lambda = Lambda::start(&world, settings);
+        let answer = lambda.invoke(&event("s3-put")).response();
+        assert_eq!(answer["failed"], json!([]), "{answer}");
+        let mut written: Vec<String> = keys(&world)
+            .into_iter()
+            .filter(|k| before.iter().find(|(b, _)| b == k).map_or(1, |(_, n)| *n) != puts(k))
+            .collect();
+        written.sort();
+        written
+    };
+    let widths = ("SIZES", "96,200");
+    let both = ("FORMATS", "jpeg,webp");
+    // (what, settings, variants written)
+    let steps: [(&str, Vec<(&str, &str)>, &[&str]); 4] = [
+        (
+            "first delivery",
+            vec![widths, both],
+            &[
+                "resized/trips/a-200.jpg",
+                "resized/trips/a-200.webp",
+                "resized/trips/a-96.jpg",
+                "resized/trips/a-96.webp",
+            ],
+        ),
+        ("same settings", vec![widths, both], &[]),
+        (
+            "a width added",
+            vec![("SIZES", "96,150,200"), both],
+            &["resized/trips/a-150.jpg", "resized/trips/a-150.webp"],
+        ),
+        (
+            "JPEG quality",
+            vec![("SIZES", "96,150,200"), both, ("JPEG_QUALITY", "60")],
+            &[
+                "resized/trips/a-150.jpg",
+                "resized/trips/a-200.jpg",
+                "resized/trips/a-96.jpg",
+            ],
+        ),
+    ];
+    for (what, settings, expect) in steps {
+        assert_eq!(deliver(&settings), expect, "{what}");
+    }
+    let head = world.head("resized/trips/a-96.webp").expect("the variant");
+    let meta = head.metadata().expect("user metadata");
+    let fingerprint = meta.get("resize-fingerprint").expect("a fingerprint");
+    assert_eq!(fingerprint.len(), 16, "{fingerprint}");
+    assert!(
+        fingerprint.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{fingerprint}"
+    );
+    assert_eq!(
+        meta.get("resize-source").map(String::as_str),
+        Some("original/trips/a.jpg")
+    );
+}
+
 #[test]
 fn a_variant_of_another_source_is_never_overwritten() {
     let world = World::new().expect("an S3 world: moto and a bucket");
