@@ -1,6 +1,7 @@
 //! `cargo xtask dist`: the Lambda deployment package.
 //!
-//! Builds `bootstrap` in release (LTO, one codegen unit, stripped), checks
+//! Builds `bootstrap` with the `dist` profile (release with fat LTO and one
+//! codegen unit, stripped), checks
 //! it runs on Amazon Linux 2023 (glibc 2.34: no symbol may need a newer
 //! version), and zips it as `target/lambda/resize-lambda/bootstrap.zip`
 //! with the executable bit set, the layout `provided.al2023` expects.
@@ -19,7 +20,8 @@ pub fn run(root: &Path) -> Result<()> {
     let status = crate::cargo()
         .args([
             "build",
-            "--release",
+            "--profile",
+            "dist",
             "--locked",
             "-p",
             "resize-lambda",
@@ -32,7 +34,7 @@ pub fn run(root: &Path) -> Result<()> {
     if !status.success() {
         bail!("cargo build exited with {status}");
     }
-    let binary = root.join("target/release/bootstrap");
+    let binary = root.join("target/dist/bootstrap");
     let needed = glibc_versions(&binary)?;
     let newest = needed.iter().max().copied().unwrap_or((0, 0));
     eprintln!(
