@@ -296,7 +296,9 @@ fn decide(shared: &Shared, method: &str, path: &str) -> Option<Fault> {
         Mode::Always(m, f) => (m == method).then_some(f),
         Mode::FirstAttemptOfEvery(n) if attempt == 1 => {
             s.distinct += 1;
-            s.distinct.is_multiple_of(n).then(|| ALL_FAULTS[(s.distinct / n) % ALL_FAULTS.len()])
+            s.distinct
+                .is_multiple_of(n)
+                .then(|| ALL_FAULTS[(s.distinct / n) % ALL_FAULTS.len()])
         }
         Mode::FirstAttemptOfEvery(_) => None,
     }
