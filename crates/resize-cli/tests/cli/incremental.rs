@@ -149,11 +149,35 @@ fn a_recipe_change_rewrites_only_what_it_affects() {
         written.sort();
         written
     };
+    // The settings of a step: widths, then JPEG quality, WebP quality and
+    // background when given.
+    let with = |widths: &'static str, rest: &[(&'static str, &'static str)]| -> Vec<&'static str> {
+        let mut args = vec!["--sizes", widths];
+        for (flag, value) in rest {
+            args.extend([*flag, *value]);
+        }
+        args
+    };
+    let all = [
+        ("--jpeg-quality", "70"),
+        ("--webp-quality", "50"),
+        ("--background", "000000"),
+    ];
+    let jpegs = [
+        "a-100.jpg",
+        "a-60.jpg",
+        "a-80.jpg",
+        "sub/b-100.jpg",
+        "sub/b-60.jpg",
+        "sub/b-80.jpg",
+    ];
+    let webps = jpegs.map(|k| k.replace(".jpg", ".webp"));
+    let webps: Vec<&str> = webps.iter().map(String::as_str).collect();
     // (what, args, variants written)
-    let steps: [(&str, &[&str], &[&str]); 8] = [
+    let steps: [(&str, Vec<&str>, &[&str]); 8] = [
         (
             "first run",
-            &["--sizes", "60,100"],
+            with("60,100", &[]),
             &[
                 "a-100.jpg",
                 "a-100.webp",
@@ -165,82 +189,24 @@ fn a_recipe_change_rewrites_only_what_it_affects() {
                 "sub/b-60.webp",
             ],
         ),
-        ("rerun", &["--sizes", "60,100"], &[]),
+        ("rerun", with("60,100", &[]), &[]),
         (
             "a width added",
-            &["--sizes", "60,80,100"],
+            with("60,80,100", &[]),
             &["a-80.jpg", "a-80.webp", "sub/b-80.jpg", "sub/b-80.webp"],
         ),
-        ("a width dropped", &["--sizes", "60,100"], &[]),
-        (
-            "JPEG quality",
-            &["--sizes", "60,80,100", "--jpeg-quality", "70"],
-            &[
-                "a-100.jpg",
-                "a-60.jpg",
-                "a-80.jpg",
-                "sub/b-100.jpg",
-                "sub/b-60.jpg",
-                "sub/b-80.jpg",
-            ],
-        ),
-        (
-            "WebP quality",
-            &[
-                "--sizes",
-                "60,80,100",
-                "--jpeg-quality",
-                "70",
-                "--webp-quality",
-                "50",
-            ],
-            &[
-                "a-100.webp",
-                "a-60.webp",
-                "a-80.webp",
-                "sub/b-100.webp",
-                "sub/b-60.webp",
-                "sub/b-80.webp",
-            ],
-        ),
+        ("a width dropped", with("60,100", &[]), &[]),
+        ("JPEG quality", with("60,80,100", &all[..1]), &jpegs),
+        ("WebP quality", with("60,80,100", &all[..2]), &webps),
         (
             "the background behind transparency (JPEG only)",
-            &[
-                "--sizes",
-                "60,80,100",
-                "--jpeg-quality",
-                "70",
-                "--webp-quality",
-                "50",
-                "--background",
-                "000000",
-            ],
-            &[
-                "a-100.jpg",
-                "a-60.jpg",
-                "a-80.jpg",
-                "sub/b-100.jpg",
-                "sub/b-60.jpg",
-                "sub/b-80.jpg",
-            ],
+            with("60,80,100", &all),
+            &jpegs,
         ),
-        (
-            "nothing changed",
-            &[
-                "--sizes",
-                "60,80,100",
-                "--jpeg-quality",
-                "70",
-                "--webp-quality",
-                "50",
-                "--background",
-                "000000",
-            ],
-            &[],
-        ),
+        ("nothing changed", with("60,80,100", &all), &[]),
     ];
     for (what, args, expect) in steps {
-        assert_eq!(run(args), expect, "{what}");
+        assert_eq!(run(&args), expect, "{what}");
     }
     let state: serde_json::Value =
         serde_json::from_slice(&fs::read(sb.path(&format!("out/{STATE_FILE}"))).expect("state file"))
@@ -257,21 +223,19 @@ fn a_recipe_change_rewrites_only_what_it_affects() {
     // Without the state file, outputs newer than their sources are current
     // (the modification-time rule), so a quality change goes unseen once;
     // the run records the state, and the next change is seen again.
-    let with = |jpeg: &'static str, webp: &'static str| -> Vec<&'static str> {
-        vec![
-            "--sizes",
+    let later = |jpeg: &'static str, webp: &'static str| {
+        with(
             "60,80,100",
-            "--jpeg-quality",
-            jpeg,
-            "--webp-quality",
-            webp,
-            "--background",
-            "000000",
-        ]
+            &[
+                ("--jpeg-quality", jpeg),
+                ("--webp-quality", webp),
+                ("--background", "000000"),
+            ],
+        )
     };
     fs::remove_file(sb.path(&format!("out/{STATE_FILE}"))).expect("remove state");
     assert_eq!(
-        run(&with("60", "50")),
+        run(&later("60", "50")),
         Vec::<String>::new(),
         "no state: judged by time"
     );
@@ -280,7 +244,7 @@ fn a_recipe_change_rewrites_only_what_it_affects() {
         "the state is recorded again"
     );
     assert_eq!(
-        run(&with("60", "40")),
+        run(&later("60", "40")),
         [
             "a-100.webp",
             "a-60.webp",
@@ -293,7 +257,7 @@ fn a_recipe_change_rewrites_only_what_it_affects() {
     );
     // A state file that is not JSON is an empty state: judged by time.
     fs::write(sb.path(&format!("out/{STATE_FILE}")), b"{ not json").expect("write");
-    assert_eq!(run(&with("50", "40")), Vec::<String>::new(), "unreadable state");
+    assert_eq!(run(&later("50", "40")), Vec::<String>::new(), "unreadable state");
 }
 
 /// MD5 in hex, computed apart from the tool (`md5sum`).

@@ -444,7 +444,7 @@ pub(super) type Finish<'a, T> = dyn Fn(Size, &[u8]) -> Result<T, RenderError> + 
 enum Alpha {
     /// As decoded and encoded (or no alpha at all).
     Straight,
-    /// Multiplied by alpha already (an RGBA source, by [`premultiply`]).
+    /// Multiplied by alpha (an RGBA source's rows, as they arrive).
     Premultiplied,
 }
 
@@ -480,7 +480,8 @@ fn mul_div(pixels: &mut [u8], width: u32, height: u32, to: Alpha) -> Result<(), 
     .map_err(|e| err(&e))
 }
 
-/// One Lanczos3 resize of straight pixels, as the stage function offers it.
+/// One Lanczos3 resize of straight pixels, as the stage function offers it
+/// (`render` resizes strip by strip, `Strips::advance`).
 pub(super) fn resize(
     pixels: &[u8],
     src_w: u32,
@@ -489,20 +490,7 @@ pub(super) fn resize(
     width: u32,
     height: u32,
 ) -> Result<Vec<u8>, RenderError> {
-    resize_from(pixels, src_w, src_h, channels, Alpha::Straight, width, height)
-}
-
-/// One Lanczos3 resize; the result has straight alpha either way.
-fn resize_from(
-    pixels: &[u8],
-    src_w: u32,
-    src_h: u32,
-    channels: Channels,
-    alpha: Alpha,
-    width: u32,
-    height: u32,
-) -> Result<Vec<u8>, RenderError> {
-    if (width, height) == (src_w, src_h) && alpha == Alpha::Straight {
+    if (width, height) == (src_w, src_h) {
         return Ok(pixels.to_vec());
     }
     let err = |e: &dyn std::fmt::Display| RenderError::Resize {
@@ -513,21 +501,14 @@ fn resize_from(
     let pixel_type = pixel_type(channels);
     let src = fir::images::ImageRef::new(src_w, src_h, pixels, pixel_type).map_err(|e| err(&e))?;
     let mut dst = fir::images::Image::new(width, height, pixel_type);
-    // Lanczos3 like sharp and libvips. Alpha is premultiplied for U8x4 so
-    // transparent pixels do not bleed their colour into edges: by fir (a
-    // copy of the input) for straight input, already for a premultiplied
-    // source, whose result is divided here as fir would.
+    // Lanczos3 like sharp and libvips. fir premultiplies a copy of U8x4
+    // input so transparent pixels do not bleed their colour into edges.
     let options = fir::ResizeOptions::new()
         .resize_alg(fir::ResizeAlg::Convolution(lanczos3()))
-        .use_alpha(alpha == Alpha::Straight);
+        .use_alpha(true);
     fir::Resizer::new()
         .resize(&src, &mut dst, &options)
         .map_err(|e| err(&e))?;
-    if alpha == Alpha::Premultiplied {
-        fir::MulDiv::default()
-            .divide_alpha_inplace(&mut dst)
-            .map_err(|e| err(&e))?;
-    }
     Ok(dst.into_vec())
 }
 
