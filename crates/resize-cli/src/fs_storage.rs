@@ -14,10 +14,10 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
-use resize_core::{content_version, Fetched, Meta, Object, Storage, StorageError};
+use resize_core::{content_version, Fetched, Meta, Object, Storage, StorageError, VersionHasher};
 
 use crate::state::{nanos, Entry, State, LOCK_FILE, STATE_FILE};
 use crate::walk::SourceFile;
@@ -107,15 +107,25 @@ impl FsStorage {
 impl Storage for FsStorage {
     fn head(&self, key: &str) -> Result<Option<Meta>, StorageError> {
         if let Some(path) = self.sources.get(key) {
-            // A source's version is the MD5 of its bytes, as `get` gives it.
-            return match fs::read(path) {
-                Ok(bytes) => {
-                    let m = fs::metadata(path).map_err(|e| io_error(e, key, "look at"))?;
-                    Ok(Some(meta(&m, Some(content_version(&bytes)))))
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(io_error(e, key, "read")),
+            // A source's version is the MD5 of its bytes, as `get` gives it,
+            // hashed as it is read rather than held whole.
+            let mut file = match fs::File::open(path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_error(e, key, "read")),
             };
+            let m = file.metadata().map_err(|e| io_error(e, key, "look at"))?;
+            let mut hasher = VersionHasher::new();
+            let mut buf = vec![0; 256 * 1024];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => hasher.update(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io_error(e, key, "read")),
+                }
+            }
+            return Ok(Some(meta(&m, Some(hasher.finish()))));
         }
         let Some(path) = self.out_path(key) else {
             return Ok(None);
@@ -140,7 +150,8 @@ impl Storage for FsStorage {
             .sources
             .get(key)
             .ok_or_else(|| StorageError::NotFound(key.to_owned()))?;
-        let m = fs::metadata(path).map_err(|e| io_error(e, key, "read"))?;
+        let mut file = fs::File::open(path).map_err(|e| io_error(e, key, "read"))?;
+        let m = file.metadata().map_err(|e| io_error(e, key, "read"))?;
         if m.len() > limit {
             return Err(StorageError::TooLarge {
                 key: key.to_owned(),
@@ -148,7 +159,20 @@ impl Storage for FsStorage {
                 limit,
             });
         }
-        let bytes = fs::read(path).map_err(|e| io_error(e, key, "read"))?;
+        // The size is known and checked: one allocation, no doubling.
+        let mut bytes = Vec::with_capacity(usize::try_from(m.len()).unwrap_or(0));
+        // A file that grew since it was looked at is still held to the limit.
+        (&mut file)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_error(e, key, "read"))?;
+        if bytes.len() as u64 > limit {
+            return Err(StorageError::TooLarge {
+                key: key.to_owned(),
+                size: bytes.len() as u64,
+                limit,
+            });
+        }
         let version = content_version(&bytes);
         Ok(Fetched {
             bytes,

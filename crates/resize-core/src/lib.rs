@@ -80,7 +80,7 @@ pub use pixels::{probe, render, render_owned, working_set, Probe, RenderError, R
 pub use recipe::{Fingerprint, Recipe, RecipeBuilder, PIPELINE_VERSION};
 pub use settings::{Setting, SettingsError, SETTINGS};
 pub use storage::{
-    content_version, Fetched, MemoryStorage, Meta, Object, Storage, StorageError, StoredObject,
+    content_version, Fetched, MemoryStorage, Meta, Object, Storage, StorageError, StoredObject, VersionHasher,
 };
 pub use values::{
     Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, Widths, DEFAULT_JPEG_QUALITY,

@@ -102,8 +102,41 @@ impl Meta {
 /// assert_eq!(resize_core::content_version(b""), "d41d8cd98f00b204e9800998ecf8427e");
 /// ```
 pub fn content_version(bytes: &[u8]) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    let mut hasher = VersionHasher::new();
+    hasher.update(bytes);
+    hasher.finish()
+}
+
+/// [`content_version`] of bytes that arrive in pieces (a file read a
+/// buffer at a time, never whole in memory).
+///
+/// ```
+/// let mut h = resize_core::VersionHasher::new();
+/// h.update(b"pho");
+/// h.update(b"to");
+/// assert_eq!(h.finish(), resize_core::content_version(b"photo"));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct VersionHasher(md5::Md5);
+
+impl VersionHasher {
+    /// A hasher that has seen no bytes yet.
+    pub fn new() -> VersionHasher {
+        VersionHasher::default()
+    }
+
+    /// Hashes the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        md5::Digest::update(&mut self.0, bytes);
+    }
+
+    /// The version: lower-case hex MD5.
+    pub fn finish(self) -> String {
+        md5::Digest::finalize(self.0)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// A whole object and what the store knows of it.

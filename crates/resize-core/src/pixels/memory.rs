@@ -23,7 +23,7 @@ use image::ImageDecoder;
 
 use super::decode::{self, Decoder};
 use super::orient::stored;
-use super::resize::{level_for, level_size, strip_rows};
+use super::resize::{level_for, level_size, reach_back_of, strip_rows};
 use super::{sizes, Channels, RenderError};
 use crate::recipe::Recipe;
 use crate::values::Format;
@@ -130,19 +130,28 @@ pub fn working_set(bytes: &[u8], recipe: &Recipe) -> Result<u64, RenderError> {
         let (lw, lh) = level_size((w, h), k);
         // Lanczos3 reaches 3 rows times the scale; a level is at most four
         // times its sizes' heights (`resize::level_for`), the source any.
-        let reach = sizes
+        let mut reach = 0;
+        let mut back = 2;
+        for &s in sizes
             .iter()
             .filter(|&&s| level_for((w, h), stored(s, orientation)) == k)
-            .map(|&s| {
-                let (sw, sh) = stored(s, orientation);
-                let scale = (f64::from(lh) / f64::from(sh.max(1))).max(1.0);
-                let reach = 3.0 * scale;
-                strips.push(u64::from(sw) * (step + 2 * reach.ceil() as u64 + 4) * ch);
-                reach.ceil() as u64
-            })
-            .max()
-            .unwrap_or(0);
-        let rows = ((2 * step) >> k) + 2 * reach + 8;
+        {
+            let (sw, sh) = stored(s, orientation);
+            let scale = (f64::from(lh) / f64::from(sh.max(1))).max(1.0);
+            let r = (3.0 * scale).ceil() as u64;
+            strips.push(u64::from(sw) * (step + 2 * r + 4) * ch);
+            reach = reach.max(r);
+            back = back.max(u64::from(reach_back_of(scale)));
+        }
+        // The source's rows: the step being resized and the one being
+        // decoded, each after a gap for the rows reached back to
+        // (`resize::take_step`). A deeper level: its rows of a step and
+        // the filters' reach.
+        let rows = if k == 0 {
+            2 * (step + back)
+        } else {
+            ((2 * step) >> k) + 2 * reach + 8
+        };
         windows += rows * u64::from(lw) * ch;
     }
     strips.sort_unstable_by(|a, b| b.cmp(a));

@@ -52,6 +52,18 @@ pub(super) fn resize_all<T: Send>(
     sizes: &[Size],
     finish: &Finish<'_, T>,
 ) -> Result<Vec<T>, RenderError> {
+    resize_all_with(rows, sizes, finish, None)
+}
+
+/// [`resize_all`], with the source window's gap set to `gap_rows` rows
+/// when given (a test makes it too short, to check that the rows the gap
+/// cannot hold are kept all the same).
+fn resize_all_with<T: Send>(
+    rows: Rows<'_>,
+    sizes: &[Size],
+    finish: &Finish<'_, T>,
+    gap_rows: Option<u32>,
+) -> Result<Vec<T>, RenderError> {
     let (src_w, src_h, channels) = (rows.width, rows.height, rows.channels);
     let orientation = rows.orientation;
     let mut copies: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -74,6 +86,7 @@ pub(super) fn resize_all<T: Send>(
                 width,
                 height,
                 window: Vec::new(),
+                live: 0,
                 start: 0,
                 end: 0,
             }
@@ -81,6 +94,14 @@ pub(super) fn resize_all<T: Send>(
         .collect();
     let mut rows = Some(rows);
     let line = src_w as usize * channels.count();
+    // The source's rows arrive in a second buffer, after a gap as long as
+    // the filters can reach back (`reach_back`): once a step is done, the
+    // few older rows still needed go into the gap and the buffers swap.
+    // Appending to the window instead moved every step's rows (still to
+    // be resized) to its front once the step was done: 3% of a 15 MP
+    // photo's CPU in memmove.
+    let gap = gap_rows.unwrap_or_else(|| reach_back(&strips)) as usize * line;
+    let mut spare: Vec<u8> = Vec::new();
     loop {
         // Every row read and every level halved: this pass makes the last
         // rows of every size.
@@ -88,20 +109,14 @@ pub(super) fn resize_all<T: Send>(
         let n = strip_rows(src_h).min(src_h - levels[0].end);
         let (first, deeper) = levels.split_at_mut(1);
         let source = &mut first[0];
-        let have = source.window.len();
-        // Exact, not doubled: the window's size repeats step after step,
+        // Exact, not doubled: the buffers' size repeats step after step,
         // and a doubled capacity would be touched memory held to the end.
-        source.window.reserve_exact(n as usize * line);
-        source.window.resize(have + n as usize * line, 0);
-        let (pixels, incoming) = source.window.split_at_mut(have);
-        let source_view = Window {
-            pixels,
-            width: src_w,
-            start: source.start,
-            end: source.end,
-            last: source.end == src_h,
-            channels,
-        };
+        // (A buffer already as long is cut, not filled again: its bytes
+        // are all written before they are read.)
+        spare.reserve_exact((gap + n as usize * line).saturating_sub(spare.len()));
+        spare.resize(gap + n as usize * line, 0);
+        let incoming = &mut spare[gap..];
+        let source_view = source.view(channels);
         let at = source.end as usize * line;
         let mut resized = Ok(());
         let mut read = Ok(());
@@ -139,16 +154,8 @@ pub(super) fn resize_all<T: Send>(
         if done {
             break;
         }
-        levels[0].end += n;
-        // Every row is read: libjpeg's buffers (a progressive JPEG's
-        // coefficients) and a whole decode go now, before the last strips
-        // fill the sizes.
-        if levels[0].end == src_h {
-            if let Some(rows) = rows.take() {
-                rows.finish()?;
-            }
-        }
-        // Drop the rows no size and no deeper level needs any more.
+        // Drop the rows no size and no deeper level needs any more; the
+        // source's window takes the new step's rows.
         for k in 0..levels.len() {
             let next = levels.get(k + 1).map_or(u32::MAX, |l| 2 * l.end);
             let keep = strips
@@ -156,7 +163,25 @@ pub(super) fn resize_all<T: Send>(
                 .filter(|s| s.1 == k)
                 .map(|s| s.2.first_needed())
                 .fold(next, u32::min);
-            levels[k].drop_before(keep, channels);
+            if k == 0 {
+                let joined = levels[0].take_step(keep, n, &mut spare, gap, channels);
+                // Tests run with debug assertions over every fixture: the
+                // gap as sized holds what the filters reach back to.
+                debug_assert!(
+                    !joined || gap_rows.is_some(),
+                    "the gap is shorter than the filters reach"
+                );
+            } else {
+                levels[k].drop_before(keep, channels);
+            }
+        }
+        // Every row is read: libjpeg's buffers (a progressive JPEG's
+        // coefficients) and a whole decode go now, before the last strips
+        // fill the sizes.
+        if levels[0].end == src_h {
+            if let Some(rows) = rows.take() {
+                rows.finish()?;
+            }
         }
     }
     drop(levels);
@@ -218,11 +243,15 @@ pub(super) fn level_for(source: (u32, u32), size: (u32, u32)) -> usize {
     }
 }
 
-/// One level of the ladder: rows `start..end` of it, as far as made.
+/// One level of the ladder: rows `start..end` of it, as far as made, in
+/// `window[live..]`.
 struct Level {
     width: u32,
     height: u32,
     window: Vec<u8>,
+    /// Where row `start` begins in `window` (the source's window starts
+    /// after a gap, `take_step`; the other levels' at 0).
+    live: usize,
     start: u32,
     end: u32,
 }
@@ -230,7 +259,7 @@ struct Level {
 impl Level {
     fn view(&self, channels: Channels) -> Window<'_> {
         Window {
-            pixels: &self.window,
+            pixels: &self.window[self.live..],
             width: self.width,
             start: self.start,
             end: self.end,
@@ -243,14 +272,69 @@ impl Level {
     fn drop_before(&mut self, keep: u32, channels: Channels) {
         let keep = keep.clamp(self.start, self.end);
         let line = self.width as usize * channels.count();
-        self.window.drain(..(keep - self.start) as usize * line);
+        self.window
+            .drain(..self.live + (keep - self.start) as usize * line);
+        self.live = 0;
         self.start = keep;
     }
+
+    /// Forgets the rows before `keep` and takes the `n` rows that follow
+    /// `end` from `spare`, where they start after a gap of `gap` bytes:
+    /// the rows still kept go into the gap and the buffers swap, so only
+    /// those few rows are copied. Rows kept beyond the gap (never, while
+    /// `reach_back` is right) are joined to the new ones by copying both;
+    /// returns whether that happened.
+    fn take_step(&mut self, keep: u32, n: u32, spare: &mut Vec<u8>, gap: usize, channels: Channels) -> bool {
+        let keep = keep.clamp(self.start, self.end);
+        let line = self.width as usize * channels.count();
+        let kept = &self.window[self.live + (keep - self.start) as usize * line..];
+        if kept.len() <= gap {
+            let at = gap - kept.len();
+            spare[at..gap].copy_from_slice(kept);
+            std::mem::swap(&mut self.window, spare);
+            self.live = at;
+            self.start = keep;
+            self.end += n;
+            false
+        } else {
+            let mut joined = Vec::with_capacity(kept.len() + spare.len() - gap);
+            joined.extend_from_slice(kept);
+            joined.extend_from_slice(&spare[gap..]);
+            self.window = joined;
+            self.live = 0;
+            self.start = keep;
+            self.end += n;
+            true
+        }
+    }
+}
+
+/// How many source rows before the last one read the sizes resized from
+/// the source may still need once a step is done: a size's next output
+/// row reaches back at most twice its filter's radius and three rows of
+/// rounding from the source's end (`Strips::advance`, `first_needed`),
+/// and halving needs at most the one row an odd end leaves.
+fn reach_back(strips: &[(usize, usize, Strips)]) -> u32 {
+    strips
+        .iter()
+        .filter(|s| s.1 == 0)
+        .map(|s| reach_back_of(s.2.scale))
+        .fold(2, u32::max)
+}
+
+/// [`reach_back`] of one size, `scale` source rows per output row.
+pub(super) fn reach_back_of(scale: f64) -> u32 {
+    // Lanczos3: a radius of 3 rows times the scale when shrinking.
+    let radius = 3.0 * scale.max(1.0);
+    (2.0 * radius).ceil() as u32 + scale.ceil() as u32 + 4
 }
 
 /// Makes every row of `below` (the next level) that `above`'s rows allow:
 /// row `j` from rows `2j` and `2j + 1` (the last row alone when the height
-/// is odd), each pixel the rounded mean of its 2×2 block.
+/// is odd), each pixel the rounded mean of its 2×2 block. Rows are
+/// independent, so the pool makes them in parallel (the halving of a
+/// large photo's source is otherwise one thread's work while the other
+/// waits).
 fn halve_into(above: &Window<'_>, below: &mut Level, channels: Channels) {
     let ready = if above.last { below.height } else { above.end / 2 };
     if ready <= below.end {
@@ -260,15 +344,25 @@ fn halve_into(above: &Window<'_>, below: &mut Level, channels: Channels) {
     let have = below.window.len();
     below.window.reserve_exact((ready - below.end) as usize * line);
     below.window.resize(have + (ready - below.end) as usize * line, 0);
-    let mut sum = Vec::with_capacity(above.width as usize * channels.count());
-    let out = below.window[have..].chunks_exact_mut(line);
     // The level above's last row: its end once every row is there.
     let bottom = if above.last { above.end - 1 } else { u32::MAX };
-    for (j, out) in (below.end..ready).zip(out) {
-        let a = above.row(2 * j);
-        let b = above.row((2 * j + 1).min(bottom));
-        halve_pair(a, b, channels, &mut sum, out);
-    }
+    let first = below.end;
+    let sum_len = above.width as usize * channels.count();
+    below.window[have..]
+        .par_chunks_exact_mut(line)
+        .enumerate()
+        // A few rows per task: each starts a row of sums of its own.
+        .with_min_len(8)
+        .for_each_init(
+            || Vec::with_capacity(sum_len),
+            |sum, (i, out)| {
+                // `i` counts rows of one step: far below u32::MAX.
+                let j = first + i as u32;
+                let a = above.row(2 * j);
+                let b = above.row((2 * j + 1).min(bottom));
+                halve_pair(a, b, channels, sum, out);
+            },
+        );
     below.end = ready;
 }
 
@@ -293,7 +387,7 @@ fn halve_pair(a: &[u8], b: &[u8], channels: Channels, sum: &mut Vec<u16>, out: &
     sum.extend(a.iter().zip(b).map(|(x, y)| u16::from(*x) + u16::from(*y)));
     match channels {
         Channels::Gray => halve_row::<1>(sum, out),
-        Channels::Rgb => halve_row::<3>(sum, out),
+        Channels::Rgb => halve_row_by_four::<3>(sum, out),
         Channels::Rgba => halve_row::<4>(sum, out),
     }
 }
@@ -316,6 +410,26 @@ fn halve_row<const C: usize>(sum: &[u16], out: &mut [u8]) {
             out[at + c] = ((odd[c] + 1) >> 1) as u8;
         }
     }
+}
+
+/// [`halve_row`] four pixels at a time: the same values, and for RGB twice
+/// as fast (the compiler vectorises a 12-byte group where it leaves
+/// 3-byte pixels one at a time; gray and RGBA are as fast either way).
+fn halve_row_by_four<const C: usize>(sum: &[u16], out: &mut [u8]) {
+    // Whole groups of four output pixels; the rest (and an odd last
+    // column) as `halve_row` makes them.
+    let groups = sum.len() / (8 * C);
+    let (sum, sum_rest) = sum.split_at(groups * 8 * C);
+    let (out, out_rest) = out.split_at_mut(groups * 4 * C);
+    for (o, p) in out.chunks_exact_mut(4 * C).zip(sum.chunks_exact(8 * C)) {
+        for k in 0..4 {
+            for c in 0..C {
+                // At most (4 × 255 + 2) / 4: fits in a byte.
+                o[k * C + c] = ((p[2 * k * C + c] + p[(2 * k + 1) * C + c] + 2) >> 2) as u8;
+            }
+        }
+    }
+    halve_row::<C>(sum_rest, out_rest);
 }
 
 /// Source rows decoded per step of [`resize_all`]: at least 128, and at
@@ -372,6 +486,7 @@ impl Strips {
             pixels: vec![0; width as usize * height as usize * channels.count()],
             next: 0,
             scale,
+            // As `reach_back_of` counts it.
             radius: 3.0 * scale.max(1.0),
             resizer: fir::Resizer::new(),
         }
@@ -514,26 +629,69 @@ pub(super) fn resize(
 
 /// Lanczos3, as fast_image_resize's own (`sinc(x) · sinc(x / 3)` on
 /// −3..3), with one sine per tap instead of two: for `a = πx / 3`,
-/// `sin(πx) = sin(3a) = 3 sin a − 4 sin³ a`. fast_image_resize computes its
-/// weights afresh on every call, twice per strip per size, and the sines
-/// were 5% of a 15 MP photo's CPU. The weights agree to rounding.
+/// `sin(πx) = sin(3a) = 3 sin a − 4 sin³ a`. The weights agree to
+/// rounding.
+///
+/// fast_image_resize computes its weights afresh on every call, twice per
+/// strip per size, and takes the filter as a plain `fn`, so what it has
+/// computed cannot be handed back to it. The same few taps come back
+/// every strip, though: a scale of 5120/2200 = 128/55 repeats its phase
+/// every 55 output pixels, so its 33,000 taps per row take some 800
+/// values. A small per-thread table of the values last computed
+/// ([`KERNEL_CACHE`]) answers nearly all of them, and answers exactly what
+/// the kernel would: the bytes do not change, the sines (5% of a large
+/// photo's CPU) mostly go.
 fn lanczos3() -> fir::FilterType {
     fn kernel(x: f64) -> f64 {
-        if x == 0.0 {
-            return 1.0;
-        }
-        if !(-3.0..3.0).contains(&x) {
-            return 0.0;
-        }
-        let a = std::f64::consts::PI * x / 3.0;
-        let sin_a = a.sin();
-        let sin_3a = sin_a * (3.0 - 4.0 * sin_a * sin_a);
-        // sin(πx) / πx · sin(πx/3) / (πx/3), with πx = 3a.
-        sin_3a * sin_a / (3.0 * a * a)
+        let bits = x.to_bits();
+        // Fibonacci hashing: the top bits of the product spread
+        // neighbouring floats over the table.
+        let slot = (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - KERNEL_CACHE_BITS)) as usize;
+        KERNEL_CACHE.with(|cache| {
+            // `slot` has KERNEL_CACHE_BITS bits: always in the table.
+            let entry = &cache[slot];
+            let (key, value) = entry.get();
+            if key == bits {
+                return value;
+            }
+            let value = lanczos3_at(x);
+            entry.set((bits, value));
+            value
+        })
     }
     // A support of 3 is finite and positive, so `new` cannot fail; the
     // crate's own Lanczos3 would do the same work, only slower.
     fir::Filter::new("Lanczos3", kernel, 3.0).map_or(fir::FilterType::Lanczos3, fir::FilterType::Custom)
+}
+
+/// log2 of [`KERNEL_CACHE`]'s entries: 4096 of 16 bytes, 64 KiB a thread.
+const KERNEL_CACHE_BITS: u32 = 12;
+
+/// The key of an empty [`KERNEL_CACHE`] entry: the bits of a NaN, which
+/// no tap position is.
+const EMPTY_SLOT: u64 = 0x7ff8_0000_0000_0000;
+
+thread_local! {
+    /// Lanczos3 values by the bits of their argument.
+    /// (Initialised at compile time, so a lookup is an offset from the
+    /// thread's own block: no first-use check, no borrow flag.)
+    static KERNEL_CACHE: [std::cell::Cell<(u64, f64)>; 1 << KERNEL_CACHE_BITS] =
+        const { [const { std::cell::Cell::new((EMPTY_SLOT, 0.0)) }; 1 << KERNEL_CACHE_BITS] };
+}
+
+/// The Lanczos3 kernel at `x`.
+fn lanczos3_at(x: f64) -> f64 {
+    if x == 0.0 {
+        return 1.0;
+    }
+    if !(-3.0..3.0).contains(&x) {
+        return 0.0;
+    }
+    let a = std::f64::consts::PI * x / 3.0;
+    let sin_a = a.sin();
+    let sin_3a = sin_a * (3.0 - 4.0 * sin_a * sin_a);
+    // sin(πx) / πx · sin(πx/3) / (πx/3), with πx = 3a.
+    sin_3a * sin_a / (3.0 * a * a)
 }
 
 fn pixel_type(channels: Channels) -> fir::PixelType {
@@ -541,5 +699,87 @@ fn pixel_type(channels: Channels) -> fir::PixelType {
         Channels::Gray => fir::PixelType::U8,
         Channels::Rgb => fir::PixelType::U8x3,
         Channels::Rgba => fir::PixelType::U8x4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::metadata::Orientation;
+    use proptest::prelude::*;
+
+    /// Every size, as `resize_all` makes it from `pixels` with the source
+    /// window's gap `gap_rows` (`None`: as it is sized).
+    fn sizes_of(
+        pixels: &[u8],
+        (w, h): (u32, u32),
+        channels: Channels,
+        sizes: &[Size],
+        gap_rows: Option<u32>,
+    ) -> Vec<Vec<u8>> {
+        let source = super::super::decode::Source {
+            pixels: pixels.to_vec(),
+            width: w,
+            height: h,
+            channels,
+            orientation: Orientation::NoTransforms,
+            to_srgb: None,
+        };
+        let keep = |_: Size, p: &[u8]| Ok(p.to_vec());
+        resize_all_with(Rows::whole(source), sizes, &keep, gap_rows).unwrap()
+    }
+
+    /// Rows kept past the source window's gap (a gap shorter than the
+    /// filters reach) are joined to the next step's, and every size comes
+    /// out as with a gap that holds them. (That the gap as sized is never
+    /// too short is a debug assertion every rendering test checks.)
+    #[test]
+    fn rows_the_gap_cannot_hold_are_kept_all_the_same() {
+        let (w, h) = (301, 1203);
+        for channels in [Channels::Gray, Channels::Rgb, Channels::Rgba] {
+            let c = channels.count();
+            let pixels: Vec<u8> = (0..w as usize * h as usize * c)
+                .map(|i| ((i * 2_654_435_761) >> 13) as u8)
+                .collect();
+            let sizes = [
+                Size {
+                    width: 300,
+                    height: 1199,
+                },
+                Size {
+                    width: 120,
+                    height: 480,
+                },
+                Size {
+                    width: 37,
+                    height: 148,
+                },
+            ];
+            let sized = sizes_of(&pixels, (w, h), channels, &sizes, None);
+            let too_short = sizes_of(&pixels, (w, h), channels, &sizes, Some(0));
+            assert!(sized == too_short, "{channels:?}: a short gap changed the pixels");
+            assert_eq!(sized[0].len(), 300 * 1199 * c);
+        }
+    }
+
+    proptest! {
+        /// The unrolled row halving gives the plain one's bytes for every
+        /// width, odd columns and leftover pixels included.
+        #[test]
+        fn halving_four_at_a_time_is_halving(sum in proptest::collection::vec(0u16..=510, 0..200)) {
+            fn check<const C: usize>(sum: &[u16]) -> Result<(), TestCaseError> {
+                let sum = &sum[..sum.len() / C * C];
+                let pixels = sum.len() / C;
+                let mut plain = vec![0; pixels.div_ceil(2) * C];
+                let mut by_four = vec![1; plain.len()];
+                halve_row::<C>(sum, &mut plain);
+                halve_row_by_four::<C>(sum, &mut by_four);
+                prop_assert_eq!(plain, by_four, "{} channels, {} pixels", C, pixels);
+                Ok(())
+            }
+            check::<1>(&sum)?;
+            check::<3>(&sum)?;
+            check::<4>(&sum)?;
+        }
     }
 }
