@@ -196,7 +196,7 @@ fn one_surface(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Crates resize-lambda may reach only through resize-s3.
+/// Crates resize-lambda and resize-cli may reach only through resize-s3.
 const S3_ONLY_THROUGH_RESIZE_S3: &[&str] = &["aws-sdk-s3", "aws-config"];
 
 /// The normal dependencies `package` names itself (depth 1 of `cargo tree`).
@@ -270,17 +270,20 @@ fn core_invariant(root: &Path) -> Result<()> {
         }
     }
 
-    // Every S3 call of the function goes through resize-s3 (ARCHITECTURE.md).
-    for name in direct_deps(root, "resize-lambda")? {
-        if S3_ONLY_THROUGH_RESIZE_S3.contains(&name.as_str()) {
-            problems.push(format!(
-                "resize-lambda depends on `{name}` directly; S3 goes through resize-s3"
-            ));
+    // Every S3 call of the function and of the CLI goes through resize-s3
+    // (ARCHITECTURE.md): one place for retries, throttling and errors.
+    for package in ["resize-lambda", "resize-cli"] {
+        for name in direct_deps(root, package)? {
+            if S3_ONLY_THROUGH_RESIZE_S3.contains(&name.as_str()) {
+                problems.push(format!(
+                    "{package} depends on `{name}` directly; S3 goes through resize-s3"
+                ));
+            }
         }
     }
 
     if problems.is_empty() {
-        eprintln!("resize-core has no forbidden dependencies or APIs; resize-lambda reaches S3 only through resize-s3");
+        eprintln!("resize-core has no forbidden dependencies or APIs; resize-lambda and resize-cli reach S3 only through resize-s3");
         return Ok(());
     }
     for p in &problems {

@@ -18,10 +18,17 @@ Examples:
   # What would be written, as JSON, without writing anything:
   resize-cli --dry-run --json --out out/ photos/
 
+  # Backfill a bucket, as the Lambda would have done on upload:
+  resize-cli --replace original:resized --out s3://photos s3://photos/original/
+
 Each file's path relative to its INPUT directory (for a file argument, its
-name) is its key; outputs are written to OUT/<output key>, by default
-{dir}/{stem}-{width}.{ext}. Widths wider than a photo are skipped, never
-upscaled. Variants newer than their source are kept unless --force.
+name) is its key; an S3 object's key is its key in the bucket. Outputs are
+written to OUT/<output key>, by default {dir}/{stem}-{width}.{ext}. Widths
+wider than a photo are skipped, never upscaled. Variants already made from
+the same source with the same settings are kept unless --force.
+
+S3 uses the default AWS credential chain and region; AWS_ENDPOINT_URL_S3 and
+S3_FORCE_PATH_STYLE=true point it at an S3-compatible server.
 
 Every flag can also be given as an environment variable (SIZES, FORMATS,
 JPEG_QUALITY, WEBP_QUALITY, REPLACEMENTS, KEY_TEMPLATE, UPSCALE, BACKGROUND,
@@ -34,12 +41,12 @@ still written), 2 usage error.";
 #[derive(Debug, Parser)]
 #[command(name = "resize-cli", version, about, after_help = AFTER_HELP)]
 pub struct Args {
-    /// Image files or directories (searched recursively).
+    /// Image files or directories (searched recursively), or s3://BUCKET[/PREFIX].
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
-    /// Directory the variants are written under.
-    #[arg(long, short, value_name = "DIR")]
+    /// Directory, or s3://BUCKET[/PREFIX], the variants are written under.
+    #[arg(long, short, value_name = "DIR|S3_URL")]
     pub out: PathBuf,
 
     /// Output widths in pixels, comma-separated (env SIZES; default 360,720,1200,2200).

@@ -35,7 +35,9 @@ pub fn is_own_file(name: &OsStr) -> bool {
 }
 
 pub struct FsStorage {
-    out: PathBuf,
+    /// The output root; `None` for a storage that only reads sources (the
+    /// variants go to S3).
+    out: Option<PathBuf>,
     sources: HashMap<String, PathBuf>,
     /// Canonical paths of every source, which no output may replace.
     source_paths: HashSet<PathBuf>,
@@ -58,12 +60,22 @@ impl FsStorage {
                 .iter()
                 .filter_map(|f| fs::canonicalize(&f.path).ok())
                 .collect(),
-            out,
+            out: Some(out),
         })
     }
 
+    /// The sources `files`, read only: a run whose variants go elsewhere.
+    pub fn sources_only(files: &[SourceFile]) -> FsStorage {
+        FsStorage {
+            state: State::none(),
+            sources: files.iter().map(|f| (f.key.clone(), f.path.clone())).collect(),
+            source_paths: HashSet::new(),
+            out: None,
+        }
+    }
+
     fn out_path(&self, key: &str) -> Option<PathBuf> {
-        out_path(&self.out, key)
+        out_path(self.out.as_deref()?, key)
     }
 }
 
@@ -185,7 +197,8 @@ impl Storage for FsStorage {
             message: format!("key `{key}` would leave the output directory"),
             source: None,
         })?;
-        let parent = path.parent().unwrap_or(&self.out);
+        // `out_path` joined a relative key to the root: there is a parent.
+        let parent = path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(parent).map_err(|e| io_error(e, key, "create directory for"))?;
         let target = fs::canonicalize(parent).map(|p| p.join(path.file_name().unwrap_or_default()));
         if target.is_ok_and(|t| self.source_paths.contains(&t)) {

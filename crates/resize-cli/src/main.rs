@@ -6,26 +6,32 @@
 //! prints a summary. All image and key logic lives in `resize-core`.
 
 mod args;
+mod cloud;
 mod fs_storage;
 #[cfg(target_os = "linux")]
 mod huge_pages;
+mod location;
 mod report;
 mod state;
 mod walk;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use resize_core::{JobOptions, Recipe};
+use resize_core::{Fetched, JobOptions, Meta, Object, Recipe, Storage, StorageError};
+use resize_s3::S3Store;
 
 use crate::args::Args;
+use crate::cloud::Cloud;
 use crate::fs_storage::FsStorage;
+use crate::location::{Location, S3Url};
 use crate::report::{ImageLine, Summary};
 
 #[cfg(target_os = "linux")]
@@ -74,60 +80,173 @@ enum Failure {
 
 fn run(args: &Args) -> Result<Summary, Failure> {
     let started = Instant::now();
+    let usage = |e: anyhow::Error| Failure::Usage(e);
     let recipe = Recipe::from_lookup(|name| args.setting(name))
         .map_err(|e| Failure::Usage(anyhow::Error::new(e).context("invalid settings")))?;
-    let walked = walk::walk(&args.inputs, &args.out).map_err(Failure::Usage)?;
-    let storage = FsStorage::new(&args.out, &walked.files, args.dry_run)
-        .context("cannot prepare the output directory")
-        .map_err(Failure::Usage)?;
+    let inputs: Vec<Location> = args
+        .inputs
+        .iter()
+        .map(|a| Location::parse(a.as_os_str()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| usage(e.into()))?;
+    let out = Location::parse(args.out.as_os_str()).map_err(|e| usage(e.into()))?;
+    let s3_inputs: Vec<&S3Url> = inputs
+        .iter()
+        .filter_map(|l| match l {
+            Location::S3(u) => Some(u),
+            Location::Local(_) => None,
+        })
+        .collect();
+    let local_inputs: Vec<PathBuf> = inputs
+        .iter()
+        .filter_map(|l| match l {
+            Location::Local(p) => Some(p.clone()),
+            Location::S3(_) => None,
+        })
+        .collect();
+    let s3_out = match &out {
+        Location::S3(u) => Some(u),
+        Location::Local(_) => None,
+    };
+    cloud::refuse_loops(&recipe, &s3_inputs, s3_out).map_err(usage)?;
+    let cloud = if s3_inputs.is_empty() && s3_out.is_none() {
+        None
+    } else {
+        Some(Cloud::connect(&s3_inputs, s3_out).map_err(usage)?)
+    };
 
-    let mut keys: Vec<&str> = walked.files.iter().map(|f| f.key.as_str()).collect();
-    let mut collisions = Vec::new();
-    for (key, first) in colliding(&recipe, &keys) {
-        collisions.push(ImageLine::failed(
-            key,
-            format!("its outputs would overwrite those of `{first}` (same name, other extension); rename one of them"),
-        ));
+    // Local sources are walked now (a folder is small next to a bucket);
+    // a bucket's keys are listed while the first images render.
+    let walked = match &out {
+        Location::Local(dir) => walk::walk(&local_inputs, Some(dir.as_path())),
+        Location::S3(_) => walk::walk(&local_inputs, None),
     }
-    keys.retain(|k| !collisions.iter().any(|c| c.key == *k));
-    let progress = report::Progress::new(keys.len() as u64, std::io::stderr().is_terminal(), args.quiet);
-    let lines: Mutex<Vec<ImageLine>> = Mutex::new(Vec::with_capacity(keys.len()));
-    let next = AtomicUsize::new(0);
-    let jobs = args.jobs().min(keys.len().max(1));
+    .map_err(usage)?;
+    let local_out = match &out {
+        Location::Local(dir) => Some(
+            FsStorage::new(dir, &walked.files, args.dry_run)
+                .context("cannot prepare the output directory")
+                .map_err(usage)?,
+        ),
+        Location::S3(_) => None,
+    };
+    let local_sources = match &local_out {
+        Some(_) => None,
+        None => Some(FsStorage::sources_only(&walked.files)),
+    };
+    let s3_out_store = match (&cloud, s3_out) {
+        (Some(cloud), Some(url)) => Some(cloud.destination(url)),
+        _ => None,
+    };
+    let buckets: Vec<S3Store> = match &cloud {
+        Some(cloud) => s3_inputs.iter().map(|u| cloud.bucket(u)).collect(),
+        None => Vec::new(),
+    };
+    // Where each input's sources are read and every variant is written.
+    let outputs: &dyn Storage = match (&local_out, &s3_out_store) {
+        (Some(fs), _) => fs,
+        (None, Some(s3)) => s3,
+        // `out` is local or S3, and each has its store above.
+        (None, None) => return Err(Failure::Other(anyhow::anyhow!("no output store"))),
+    };
+    let local_reader: &dyn Storage = match (&local_out, &local_sources) {
+        (Some(fs), _) => fs,
+        (None, Some(fs)) => fs,
+        (None, None) => outputs,
+    };
+
+    let progress = report::Progress::new(0, std::io::stderr().is_terminal(), args.quiet);
+    let lines: Mutex<Vec<ImageLine>> = Mutex::new(Vec::new());
+    let jobs = args.jobs();
     let options = JobOptions {
         force: args.force,
         budget: args.budget(),
     };
+    let (queue, taken) = mpsc::sync_channel::<Item>(QUEUE);
+    let taken = Mutex::new(taken);
+    let record = |line: ImageLine| {
+        progress.image_done(&line);
+        lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(line);
+    };
 
-    // Images run on `jobs` plain worker threads, so at most `jobs` images
-    // are in flight, and those render while their estimates fit the memory
-    // budget (a thread waits for room in `carry_out`); each image's sizes
-    // are rendered in parallel on rayon's pool, which these threads only
-    // wait on and never steal from.
+    // One thread lists and feeds the queue (a full queue holds it back, so
+    // memory does not grow with the bucket); images run on `jobs` plain
+    // worker threads, so at most `jobs` are in flight, and those render
+    // while their estimates fit the memory budget (a thread waits for
+    // room in `carry_out`); each image's sizes are rendered in parallel on
+    // rayon's pool, which these threads only wait on and never steal from.
     std::thread::scope(|scope| {
+        let feeder = scope.spawn(|| {
+            // Owned here, so the queue closes when the feeding is done.
+            let queue = queue;
+            let mut slots = Slots::default();
+            let mut send = |input: Input, key: &str| -> ControlFlow<()> {
+                if let Some(first) = slots.taken_by(&recipe, key) {
+                    record(ImageLine::failed(
+                        key,
+                        format!("its outputs would overwrite those of `{first}` (same name, other extension); rename one of them"),
+                    ));
+                    return ControlFlow::Continue(());
+                }
+                progress.listed(1);
+                match queue.send(Item { input, key: key.to_owned() }) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    // Every worker is gone: nothing more to feed.
+                    Err(_) => ControlFlow::Break(()),
+                }
+            };
+            for file in &walked.files {
+                if send(Input::Local, &file.key).is_break() {
+                    return;
+                }
+            }
+            for (i, (url, store)) in s3_inputs.iter().zip(&buckets).enumerate() {
+                progress.listing(true);
+                let listed = store.list(&url.prefix, &mut |key| send(Input::Bucket(i), key));
+                if let Err(e) = listed {
+                    record(ImageLine::failed(
+                        &url.to_string(),
+                        format!("listing stopped: {}", resize_core::error_chain(&e)),
+                    ));
+                }
+            }
+            progress.listing(false);
+        });
         for _ in 0..jobs {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(key) = keys.get(i) else { break };
+                let next = taken
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .recv();
+                let Ok(Item { input, key }) = next else { break };
+                let sources: &dyn Storage = match input {
+                    Input::Local => local_reader,
+                    Input::Bucket(i) => match buckets.get(i) {
+                        Some(store) => store,
+                        None => break,
+                    },
+                };
+                let storage = Routed { sources, outputs };
                 // One path for both: the dry run stops after the plan.
-                let plan = resize_core::plan_job(&storage, &recipe, key, options.clone());
+                let plan = resize_core::plan_job(&storage, &recipe, &key, options.clone());
                 let line = if args.dry_run {
                     report::planned(plan)
                 } else {
                     ImageLine::from_report(resize_core::carry_out(&storage, &recipe, plan))
                 };
-                progress.image_done(&line);
-                lines
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(line);
+                record(line);
             });
         }
+        // The feeder ends when every key is queued; dropping its sender
+        // then lets the workers drain the queue and stop.
+        let _ = feeder.join();
     });
     progress.finish();
-    if !args.dry_run {
-        storage
-            .state
+    if let (false, Some(fs)) = (args.dry_run, &local_out) {
+        fs.state
             .flush()
             .context("cannot update the output directory's state file")
             .map_err(Failure::Other)?;
@@ -137,11 +256,87 @@ fn run(args: &Args) -> Result<Summary, Failure> {
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     lines.extend(walked.errors);
-    lines.extend(collisions);
     lines.sort_by(|a, b| a.key.cmp(&b.key));
     let summary = Summary::new(lines, started.elapsed(), args.dry_run);
     summary.print(args.json).map_err(Failure::Other)?;
     Ok(summary)
+}
+
+/// Keys queued for the workers at most: a bucket is listed as fast as
+/// images are done, not ahead of them.
+const QUEUE: usize = 1024;
+
+/// One key to process and the input it came from.
+struct Item {
+    input: Input,
+    key: String,
+}
+
+#[derive(Clone, Copy)]
+enum Input {
+    /// The walked local files.
+    Local,
+    /// The `n`-th S3 input.
+    Bucket(usize),
+}
+
+/// The core's storage for one job: the source from its input, every
+/// variant to the output.
+struct Routed<'a> {
+    sources: &'a dyn Storage,
+    outputs: &'a dyn Storage,
+}
+
+impl Storage for Routed<'_> {
+    fn head(&self, key: &str) -> Result<Option<Meta>, StorageError> {
+        self.outputs.head(key)
+    }
+
+    fn head_many(&self, keys: &[&str]) -> Vec<Result<Option<Meta>, StorageError>> {
+        self.outputs.head_many(keys)
+    }
+
+    fn get(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
+        self.sources.get(key, limit)
+    }
+
+    fn get_start(&self, key: &str, max: u64, limit: u64) -> Result<Fetched, StorageError> {
+        self.sources.get_start(key, max, limit)
+    }
+
+    fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
+        self.outputs.put(key, object)
+    }
+
+    fn put_many(&self, objects: &[(&str, Object<'_>)]) -> Vec<Result<(), StorageError>> {
+        self.outputs.put_many(objects)
+    }
+
+    fn adopt(&self, key: &str, metadata: &[(&str, &str)]) -> Result<(), StorageError> {
+        self.outputs.adopt(key, metadata)
+    }
+}
+
+/// Output slots (directory and stem) taken so far: keys whose outputs
+/// would land on another key's outputs (`a.jpg`, `a.png`). The first key
+/// in listing order keeps its outputs; the others fail rather than
+/// silently overwrite them.
+#[derive(Default)]
+struct Slots(HashMap<(String, String), String>);
+
+impl Slots {
+    /// The key that took `key`'s slot before it, if any.
+    fn taken_by(&mut self, recipe: &Recipe, key: &str) -> Option<String> {
+        let src = recipe.source_key(key).ok()?;
+        let slot = (src.out_dir().to_owned(), src.stem().to_owned());
+        match self.0.get(&slot) {
+            Some(first) => Some(first.clone()),
+            None => {
+                self.0.insert(slot, key.to_owned());
+                None
+            }
+        }
+    }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -149,25 +344,4 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
-}
-
-/// Keys whose outputs would land on another key's outputs: the same
-/// directory and stem with another extension (`a.jpg`, `a.png`). The first
-/// key in sort order keeps its outputs; the others fail rather than
-/// silently overwrite them.
-fn colliding<'k>(recipe: &Recipe, keys: &[&'k str]) -> Vec<(&'k str, &'k str)> {
-    let mut owners: HashMap<(String, String), &str> = HashMap::new();
-    let mut out = Vec::new();
-    for &key in keys {
-        if let Ok(src) = recipe.source_key(key) {
-            let slot = (src.out_dir().to_owned(), src.stem().to_owned());
-            match owners.get(&slot) {
-                Some(&first) => out.push((key, first)),
-                None => {
-                    owners.insert(slot, key);
-                }
-            }
-        }
-    }
-    out
 }

@@ -127,17 +127,33 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// A bar (on a terminal, unless quiet) of images done out of those
+    /// queued so far (`listed`), with their rate and the time left.
     pub fn new(total: u64, terminal: bool, quiet: bool) -> Progress {
         let bar = (terminal && !quiet).then(|| {
             let bar = ProgressBar::new(total);
-            if let Ok(style) =
-                ProgressStyle::with_template("{bar:40} {pos}/{len} images {elapsed} {wide_msg}")
-            {
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bar:40} {pos}/{len}{prefix} images  {per_sec}  ETA {eta}  {wide_msg}",
+            ) {
                 bar.set_style(style);
             }
             bar
         });
         Progress { bar, quiet }
+    }
+
+    /// `n` more images are queued.
+    pub fn listed(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc_length(n);
+        }
+    }
+
+    /// Whether a bucket is still being listed (the total will grow).
+    pub fn listing(&self, on: bool) {
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(if on { "+ (listing)" } else { "" });
+        }
     }
 
     pub fn image_done(&self, line: &ImageLine) {
@@ -294,6 +310,17 @@ impl Summary {
                 human(self.bytes_out),
                 self.seconds
             )?;
+            if let Some(peak) = self.peak_rss_bytes {
+                writeln!(out, "peak memory {:.1} MB", peak as f64 / f64::from(1 << 20))?;
+            }
+            if self.dry_run && self.variants_planned > 0 {
+                let sources = self.images - self.images_skipped - self.images_failed;
+                writeln!(
+                    out,
+                    "a real run would read {sources} sources whole and write {} variants (one PUT each on S3)",
+                    self.variants_planned
+                )?;
+            }
             if !self.stale.is_empty() {
                 let why: Vec<String> = self.stale.iter().map(|(k, n)| format!("{n} {k}")).collect();
                 writeln!(out, "stale variants: {}", why.join(", "))?;

@@ -25,8 +25,8 @@ pub struct Walked {
 
 /// Walks the inputs. The output directory is never walked into, so a run
 /// whose output sits inside its input cannot pick up its own outputs.
-pub fn walk(inputs: &[PathBuf], out: &Path) -> anyhow::Result<Walked> {
-    let out = fs::canonicalize(out).ok();
+pub fn walk(inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<Walked> {
+    let out = out.and_then(|o| fs::canonicalize(o).ok());
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut errors = Vec::new();
     for input in inputs {

@@ -21,5 +21,7 @@ mod keys;
 mod pixels;
 #[path = "cli/robustness.rs"]
 mod robustness;
+#[path = "cli/s3.rs"]
+mod s3;
 #[path = "cli/usage.rs"]
 mod usage;

@@ -419,6 +419,54 @@ pub fn plan_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobO
     plan
 }
 
+/// How much of a source a plan reads first: enough for the headers of
+/// nearly every photo (a phone's EXIF block is 10 to 60 KiB), one ranged
+/// GET on S3.
+pub const HEADER_BYTES: u64 = 64 * 1024;
+
+/// Whether `fetched` holds only the start of its object.
+fn is_partial(fetched: &Fetched) -> bool {
+    fetched
+        .meta
+        .size
+        .is_some_and(|size| size > fetched.bytes.len() as u64)
+}
+
+/// The whole object's size as the store gave it (the bytes' length for a
+/// store that did not say).
+fn size_of(fetched: &Fetched) -> u64 {
+    fetched.meta.size.unwrap_or(fetched.bytes.len() as u64)
+}
+
+/// Reads the rest of a source whose start a plan read: the whole object,
+/// which must still be the version the plan judged by (a source replaced
+/// in between is left to the next run, which its upload starts anyway).
+fn read_whole(storage: &dyn Storage, key: &str, limit: u64, planned: &Meta) -> Result<Fetched, StorageError> {
+    let whole = storage.get(key, limit)?;
+    if whole.meta.version != planned.version {
+        return Err(StorageError::Transient {
+            message: format!("`{key}` changed while it was read; the next run takes the new version"),
+            source: None,
+        });
+    }
+    Ok(whole)
+}
+
+/// A failed read of a source, as the plan reports it.
+fn fetch_error<T>(key: &str, e: StorageError) -> Result<Result<T, Skip>, JobError> {
+    match e {
+        StorageError::NotFound(_) => Ok(Err(Skip::Gone)),
+        StorageError::TooLarge { size, limit, .. } => Err(JobError::Render {
+            key: key.to_owned(),
+            source: RenderError::TooManyBytes { size, limit },
+        }),
+        source => Err(JobError::Get {
+            key: key.to_owned(),
+            source,
+        }),
+    }
+}
+
 fn plan_steps(
     storage: &dyn Storage,
     recipe: &Recipe,
@@ -434,24 +482,43 @@ fn plan_steps(
         key: key.to_owned(),
         source,
     };
-    let fetched = match storage.get(key, recipe.limits().max_input_bytes) {
+    // The first bytes: the header, which is all a plan needs when the
+    // variants turn out current (a rerun reads no more of a source).
+    let limit = recipe.limits().max_input_bytes;
+    let mut fetched = match storage.get_start(key, HEADER_BYTES, limit) {
         Ok(f) => f,
-        Err(StorageError::NotFound(_)) => return Ok(Err(Skip::Gone)),
-        Err(StorageError::TooLarge { size, limit, .. }) => {
-            return Err(render_err(RenderError::TooManyBytes { size, limit }))
-        }
-        Err(source) => {
-            return Err(JobError::Get {
-                key: key.to_owned(),
-                source,
-            })
-        }
+        Err(e) => return fetch_error(key, e),
     };
     plan.bytes_in = fetched.bytes.len() as u64;
     if fetched.meta.get(META_SOURCE).is_some() {
         return Ok(Err(Skip::IsVariant));
     }
-    let probe = pixels::probe(&fetched.bytes, recipe.limits()).map_err(render_err)?;
+    let from_start = if is_partial(&fetched) {
+        match pixels::probe_start(&fetched.bytes, size_of(&fetched), recipe.limits()) {
+            Ok(probe) => probe,
+            // Over a limit: said from the header, the rest never read.
+            Err(e @ (RenderError::TooManyBytes { .. } | RenderError::TooManyPixels { .. })) => {
+                return Err(render_err(e))
+            }
+            // Anything else the whole file tells better.
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let probe = match from_start {
+        Some(probe) => probe,
+        None => {
+            if is_partial(&fetched) {
+                fetched = match read_whole(storage, key, limit, &fetched.meta) {
+                    Ok(f) => f,
+                    Err(e) => return fetch_error(key, e),
+                };
+                plan.bytes_in += fetched.bytes.len() as u64;
+            }
+            pixels::probe(&fetched.bytes, recipe.limits()).map_err(render_err)?
+        }
+    };
     let variants = plan_variants(recipe, &source, &probe)?;
     if variants.is_empty() {
         return Ok(Err(Skip::TooNarrow { width: probe.width }));
@@ -506,7 +573,7 @@ fn plan_steps(
 pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
     let Plan {
         key,
-        bytes_in,
+        mut bytes_in,
         action,
         source,
         budget,
@@ -541,10 +608,15 @@ pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
                 .filter(|p| force || p.found != Found::Current)
                 .map(|p| p.variant)
                 .collect();
-            match contain(&key, || write(storage, recipe, &key, stale, source, &budget)) {
+            let mut read = 0;
+            let outcome = match contain(&key, || {
+                write(storage, recipe, &key, stale, source, &budget, &mut read)
+            }) {
                 Ok(written) => Outcome::Written(written),
                 Err(e) => Outcome::Failed(e),
-            }
+            };
+            bytes_in += read;
+            outcome
         }
         // `plan_job` keeps the source exactly when the action is `Write`.
         (Action::Write(_), None) => Outcome::Skipped(Skip::UpToDate),
@@ -565,10 +637,25 @@ fn write(
     mut variants: Vec<Variant>,
     source: Fetched,
     budget: &MemoryBudget,
+    read: &mut u64,
 ) -> Result<Vec<Variant>, JobError> {
     let render_error = |source| JobError::Render {
         key: key.to_owned(),
         source,
+    };
+    // The plan read the header only: now the rest.
+    let source = if is_partial(&source) {
+        let whole =
+            read_whole(storage, key, recipe.limits().max_input_bytes, &source.meta).map_err(|source| {
+                JobError::Get {
+                    key: key.to_owned(),
+                    source,
+                }
+            })?;
+        *read = whole.bytes.len() as u64;
+        whole
+    } else {
+        source
     };
     // Held until every rendition is written: the encoded bytes are part of
     // the estimate. Without a limit, nothing is estimated.
@@ -588,16 +675,32 @@ fn write(
     // `render_selected` and `plan_variants` walk the same sizes and formats
     // in the same order, so the lists pair up one to one.
     variants.truncate(renditions.len());
-    for (v, r) in variants.iter_mut().zip(&renditions) {
-        debug_assert_eq!((v.width, v.height, v.format), (r.width, r.height, r.format));
-        let fingerprint = recipe.fingerprint(v.format).to_string();
-        let metadata = variant_metadata(key, meta.version.as_deref(), &fingerprint);
-        let object = Object {
-            bytes: &r.bytes,
-            content_type: r.content_type(),
-            metadata: &metadata,
-        };
-        storage.put(&v.key, object).map_err(|source| JobError::Put {
+    let fingerprints: Vec<String> = variants
+        .iter()
+        .map(|v| recipe.fingerprint(v.format).to_string())
+        .collect();
+    let metadata: Vec<Vec<(&str, &str)>> = fingerprints
+        .iter()
+        .map(|f| variant_metadata(key, meta.version.as_deref(), f))
+        .collect();
+    let objects: Vec<(&str, Object<'_>)> = variants
+        .iter()
+        .zip(&renditions)
+        .zip(&metadata)
+        .map(|((v, r), metadata)| {
+            debug_assert_eq!((v.width, v.height, v.format), (r.width, r.height, r.format));
+            let object = Object {
+                bytes: &r.bytes,
+                content_type: r.content_type(),
+                metadata,
+            };
+            (v.key.as_str(), object)
+        })
+        .collect();
+    let written = storage.put_many(&objects);
+    drop(objects);
+    for ((v, r), result) in variants.iter_mut().zip(&renditions).zip(written) {
+        result.map_err(|source| JobError::Put {
             key: v.key.clone(),
             source,
         })?;
@@ -825,6 +928,151 @@ mod tests {
         let report = run_job(&store, &r, key, JobOptions::default());
         let got = format!("{}\nstored: {}", describe(&report), store.stored_keys().join(" "));
         assert_eq!(got, expect);
+    }
+
+    /// A store that records every read: (operation, key, bytes returned).
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryStorage,
+        reads: std::sync::Mutex<Vec<(&'static str, String, usize)>>,
+    }
+
+    impl Counting {
+        fn take(&self) -> Vec<(&'static str, String, usize)> {
+            std::mem::take(&mut *self.reads.lock().unwrap())
+        }
+    }
+
+    impl Storage for Counting {
+        fn head(&self, key: &str) -> Result<Option<Meta>, StorageError> {
+            self.inner.head(key)
+        }
+        fn get(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
+            let f = self.inner.get(key, limit)?;
+            self.reads
+                .lock()
+                .unwrap()
+                .push(("get", key.to_owned(), f.bytes.len()));
+            Ok(f)
+        }
+        fn get_start(&self, key: &str, max: u64, limit: u64) -> Result<Fetched, StorageError> {
+            let f = self.inner.get_start(key, max, limit)?;
+            self.reads
+                .lock()
+                .unwrap()
+                .push(("start", key.to_owned(), f.bytes.len()));
+            Ok(f)
+        }
+        fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
+            self.inner.put(key, object)
+        }
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../fixtures/images")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    /// A plan reads a source's first 64 KiB; when every variant is current
+    /// that is all (a JPEG's or PNG's header is in it), and a render reads
+    /// the rest. A WebP keeps its orientation after its pixels: read whole.
+    #[test]
+    fn plans_read_headers_and_reruns_nothing_more() {
+        let store = Counting::default();
+        let big = fixture("phone-orient6.jpg");
+        let small = fixture("photo-4x3.jpg");
+        let webp = fixture("still.webp");
+        assert!(big.len() > 2 * HEADER_BYTES as usize && small.len() < HEADER_BYTES as usize);
+        store.inner.insert("big.jpg", big.clone());
+        store.inner.insert("small.jpg", small.clone());
+        store.inner.insert("still.webp", webp.clone());
+        let r = recipe(&[("SIZES", "100,200")]);
+        let head = HEADER_BYTES as usize;
+        // (key, reads of the first run, reads of a rerun)
+        type Reads = Vec<(&'static str, String, usize)>;
+        let cases: [(&str, Reads, Reads); 3] = [
+            (
+                "big.jpg",
+                vec![
+                    ("start", "big.jpg".into(), head),
+                    ("get", "big.jpg".into(), big.len()),
+                ],
+                vec![("start", "big.jpg".into(), head)],
+            ),
+            (
+                "small.jpg",
+                vec![("start", "small.jpg".into(), small.len())],
+                vec![("start", "small.jpg".into(), small.len())],
+            ),
+            (
+                "still.webp",
+                vec![
+                    ("start", "still.webp".into(), webp.len().min(head)),
+                    ("get", "still.webp".into(), webp.len()),
+                ]
+                .into_iter()
+                .filter(|(op, _, _)| *op == "start" || webp.len() > head)
+                .collect(),
+                vec![
+                    ("start", "still.webp".into(), webp.len().min(head)),
+                    ("get", "still.webp".into(), webp.len()),
+                ]
+                .into_iter()
+                .filter(|(op, _, _)| *op == "start" || webp.len() > head)
+                .collect(),
+            ),
+        ];
+        for (key, first, rerun) in cases {
+            let report = run_job(&store, &r, key, JobOptions::default());
+            assert!(
+                matches!(report.outcome, Outcome::Written(_)),
+                "{key}: {}",
+                describe(&report)
+            );
+            assert_eq!(store.take(), first, "{key}: first run");
+            let total: usize = first.iter().map(|r| r.2).sum();
+            assert_eq!(report.bytes_in, total as u64, "{key}: bytes in");
+            let again = run_job(&store, &r, key, JobOptions::default());
+            assert!(
+                matches!(again.outcome, Outcome::Skipped(Skip::UpToDate)),
+                "{key}: {}",
+                describe(&again)
+            );
+            assert_eq!(store.take(), rerun, "{key}: rerun");
+        }
+        // The header says what the whole file says, orientation included.
+        let whole = pixels::probe(&big, r.limits()).unwrap();
+        let start = pixels::probe_start(&big[..head], big.len() as u64, r.limits()).unwrap();
+        assert_eq!(start, Some(whole));
+        assert_eq!(whole.exif_orientation, 6);
+    }
+
+    /// A source replaced between its header and the rest is left to the
+    /// next run (transient), never written from a mix of versions.
+    #[test]
+    fn a_source_replaced_mid_job_is_left_to_the_next_run() {
+        let store = MemoryStorage::new();
+        store.insert("big.jpg", fixture("phone-orient6.jpg"));
+        let r = recipe(&[("SIZES", "100")]);
+        let plan = plan_job(&store, &r, "big.jpg", JobOptions::default());
+        store.insert("big.jpg", fixture("phone-orient6.jpg"));
+        let report = carry_out(&store, &r, plan);
+        match &report.outcome {
+            Outcome::Failed(e) => {
+                assert!(e.is_transient(), "{e}");
+                assert!(
+                    error_chain(e).contains("changed while it was read"),
+                    "{}",
+                    error_chain(e)
+                );
+            }
+            _ => panic!("{}", describe(&report)),
+        }
+        assert_eq!(store.stored_keys(), ["big.jpg"]);
     }
 
     #[test]

@@ -156,6 +156,31 @@ impl Recipe {
     pub fn looks_like_output(&self, key: &str) -> bool {
         self.keys.looks_like_output(key)
     }
+
+    /// Refuses to write outputs under `destination` (a key prefix, the
+    /// outputs' keys following it) of the store whose keys under
+    /// `sources` are read as sources, when a run would take some output
+    /// for a source: the recursion guard of [`Recipe::source_key`] for a
+    /// destination inside the sources' store. Prefixes are folders
+    /// (`original/`, or empty for the whole store).
+    ///
+    /// ```
+    /// use resize_core::{Recipe, Replacement};
+    /// let plain = Recipe::builder().build()?;
+    /// // Outputs keep the shape of outputs under any folder: never sources.
+    /// assert!(plain.refuse_destination_loop("", "site/").is_ok());
+    /// let moved = Recipe::builder()
+    ///     .replacements(vec![Replacement::parse("original:resized")?])
+    ///     .build()?;
+    /// assert!(moved.refuse_destination_loop("original/", "").is_ok());
+    /// assert!(moved.refuse_destination_loop("original/", "site/").is_ok());
+    /// // `original/site/resized/a-360.jpg` would be a source under `original/`.
+    /// assert!(moved.refuse_destination_loop("original/", "original/site/").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn refuse_destination_loop(&self, sources: &str, destination: &str) -> Result<(), RecipeError> {
+        self.keys.refuse_destination_loop(sources, destination)
+    }
 }
 
 /// Builds a [`Recipe`] from typed values; [`RecipeBuilder::build`] checks

@@ -35,6 +35,8 @@ impl App {
     fn store(&self, bucket: &str) -> S3Store {
         S3Store::new(self.client.clone(), bucket, tokio::runtime::Handle::current())
             .with_cache_control(&self.config.cache_control)
+            // Throttled requests keep trying for as long as one S3 call may take.
+            .with_patience(self.config.s3_timeout)
     }
 }
 

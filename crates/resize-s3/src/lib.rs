@@ -10,12 +10,21 @@
 //!
 //! Errors are sorted into not found, transient (5xx, 429, throttling,
 //! timeouts, dropped connections: worth a retry) and permanent (the rest).
+//! Throttling (`503 SlowDown` and kin) gets more patience than the SDK's
+//! three attempts: each operation is tried again, with growing pauses,
+//! for as long as the store's patience lasts ([`S3Store::with_patience`]).
+//! S3 takes about 3,500 writes a second per prefix, and a wide backfill or
+//! a burst of uploads meets that limit; the SDK has one attempt count for
+//! every retryable error, and its retry quota stops retrying altogether
+//! when many requests are throttled at once.
 //! Metadata values are percent-encoded to ASCII on the way in and decoded
 //! on the way out, since S3 carries them as HTTP headers.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
 use std::ops::ControlFlow;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -60,12 +69,40 @@ pub struct ClientOptions {
 }
 
 /// An S3 client from the default chain (environment, profile, the
-/// function's role). Standard retries (3 attempts, exponential backoff with
+/// function's role). Standard retries (3 attempts, exponential backoff from 100 ms with
 /// jitter) absorb passing errors; the timeouts keep a stalled connection
 /// from using up an invocation.
 pub async fn client(options: ClientOptions) -> Client {
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
+    let sdk = sdk_config(options).await;
+    build(&sdk, options)
+}
+
+/// [`client`], once the default chain has given credentials: a run that
+/// is about to list and write can say "no credentials" before any work,
+/// rather than fail every request (the Lambda always has its role's).
+pub async fn client_with_credentials(options: ClientOptions) -> Result<Client, BucketError> {
+    use aws_sdk_s3::config::ProvideCredentials;
+    let sdk = sdk_config(options).await;
+    // Without a provider the client signs nothing: nothing to check.
+    if let Some(provider) = sdk.credentials_provider() {
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| BucketError::NoCredentials(Box::new(e)))?;
+    }
+    Ok(build(&sdk, options))
+}
+
+async fn sdk_config(options: ClientOptions) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        // The SDK's first pause is a second; a tenth, doubling with jitter,
+        // gets a passing fault retried sooner, and throttling that lasts
+        // is waited out by `S3Store::patiently`.
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(100)),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
@@ -74,21 +111,160 @@ pub async fn client(options: ClientOptions) -> Client {
                 .build(),
         )
         .load()
-        .await;
-    let config = aws_sdk_s3::config::Builder::from(&sdk)
+        .await
+}
+
+fn build(sdk: &aws_config::SdkConfig, options: ClientOptions) -> Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(options.force_path_style)
         .build();
     Client::from_conf(config)
 }
 
-/// One bucket as a [`Storage`]. Cheap to clone (the client is shared).
+/// Why a bucket cannot be used, found before any work ([`check_bucket`]).
+#[derive(Debug, thiserror::Error)]
+pub enum BucketError {
+    /// The default chain found no credentials.
+    #[error(
+        "no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where a role provides them)"
+    )]
+    NoCredentials(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No bucket has this name.
+    #[error("bucket `{0}` does not exist")]
+    Missing(String),
+    /// The credentials may not use the bucket (or list it: `what`).
+    #[error("access denied: cannot {what} bucket `{bucket}` with these credentials")]
+    Denied {
+        /// The bucket.
+        bucket: String,
+        /// `reach` or `list`.
+        what: &'static str,
+    },
+    /// Anything else (network, endpoint).
+    #[error("cannot reach bucket `{bucket}`")]
+    Unreachable {
+        /// The bucket.
+        bucket: String,
+        /// The SDK's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Asks where `bucket` lives and whether these credentials may use it
+/// (HeadBucket), and, when `list_prefix` is given, whether they may list
+/// it there (ListObjectsV2 of one key). Returns a client for the bucket's
+/// region: the SDK signs for one region and does not follow S3's
+/// redirects, so a bucket elsewhere needs its own client.
+pub async fn check_bucket(
+    client: &Client,
+    bucket: &str,
+    list_prefix: Option<&str>,
+) -> Result<Client, BucketError> {
+    let answered_region = |raw: Option<&HttpResponse>| {
+        raw.and_then(|r| r.headers().get("x-amz-bucket-region"))
+            .map(str::to_owned)
+    };
+    let region = match client.head_bucket().bucket(bucket).send().await {
+        Ok(out) => out.bucket_region().map(str::to_owned),
+        Err(e) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            match (status, answered_region(e.raw_response())) {
+                // Elsewhere: 301 (or 400 for a request signed for another
+                // region), with the bucket's region in a header.
+                (Some(301 | 307 | 400), Some(region)) => Some(region),
+                (Some(404), _) => return Err(BucketError::Missing(bucket.to_owned())),
+                (Some(403), _) => {
+                    return Err(BucketError::Denied {
+                        bucket: bucket.to_owned(),
+                        what: "reach",
+                    })
+                }
+                _ => {
+                    return Err(BucketError::Unreachable {
+                        bucket: bucket.to_owned(),
+                        source: Box::new(e),
+                    })
+                }
+            }
+        }
+    };
+    let here = client.config().region().map(|r| r.as_ref().to_owned());
+    let client = match region {
+        Some(region) if here.as_deref() != Some(region.as_str()) => {
+            let config = client
+                .config()
+                .to_builder()
+                .region(aws_sdk_s3::config::Region::new(region))
+                .build();
+            Client::from_conf(config)
+        }
+        _ => client.clone(),
+    };
+    if let Some(prefix) = list_prefix {
+        let listed = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .send()
+            .await;
+        if let Err(e) = listed {
+            return Err(match e.raw_response().map(|r| r.status().as_u16()) {
+                Some(403) => BucketError::Denied {
+                    bucket: bucket.to_owned(),
+                    what: "list",
+                },
+                Some(404) => BucketError::Missing(bucket.to_owned()),
+                _ => BucketError::Unreachable {
+                    bucket: bucket.to_owned(),
+                    source: Box::new(e),
+                },
+            });
+        }
+    }
+    Ok(client)
+}
+
+/// How long an operation keeps trying while S3 throttles it, unless the
+/// store is told otherwise ([`S3Store::with_patience`]).
+pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The first pause after a throttled attempt; each next one doubles, up to
+/// [`LONGEST_PAUSE`]. Each pause is drawn between half and all of that,
+/// so clients throttled together do not come back together.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+
+/// One bucket (or a folder of it, [`S3Store::with_prefix`]) as a
+/// [`Storage`]. Cheap to clone (the client is shared).
 #[derive(Clone, Debug)]
 pub struct S3Store {
     client: Client,
     bucket: String,
+    /// Put before every key: the store's keys are relative to it.
+    prefix: String,
     handle: Handle,
     cache_control: Option<String>,
+    patience: Duration,
+    requests: RequestLimit,
 }
+
+/// The most S3 requests in flight at once, shared by the stores given it
+/// ([`S3Store::with_request_limit`]): one image's HEADs and PUTs run
+/// together, and many images' together stay within it.
+#[derive(Clone, Debug)]
+pub struct RequestLimit(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl RequestLimit {
+    /// At most `n` requests at once (at least one).
+    pub fn new(n: usize) -> RequestLimit {
+        RequestLimit(std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1))))
+    }
+}
+
+/// Requests in flight per store unless it is given a shared limit.
+pub const DEFAULT_REQUESTS: usize = 32;
 
 impl S3Store {
     /// `bucket` through `client`, its calls run on `handle`'s runtime.
@@ -96,8 +272,65 @@ impl S3Store {
         S3Store {
             client,
             bucket: bucket.to_owned(),
+            prefix: String::new(),
             handle,
             cache_control: None,
+            patience: DEFAULT_PATIENCE,
+            requests: RequestLimit::new(DEFAULT_REQUESTS),
+        }
+    }
+
+    /// Shares `limit` on requests in flight with the other stores given it.
+    pub fn with_request_limit(mut self, limit: &RequestLimit) -> S3Store {
+        self.requests = limit.clone();
+        self
+    }
+
+    /// Roots the store at `prefix`: key `k` is the bucket's `{prefix}k`
+    /// (give the `/` a folder needs), and a listing names keys without it.
+    pub fn with_prefix(mut self, prefix: &str) -> S3Store {
+        self.prefix = prefix.to_owned();
+        self
+    }
+
+    /// How long an operation keeps trying while S3 throttles it (pauses
+    /// included); other errors get the SDK's attempts only.
+    pub fn with_patience(mut self, patience: Duration) -> S3Store {
+        self.patience = patience;
+        self
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Runs `attempt` until it succeeds, fails other than by throttling,
+    /// or the next pause would outlast the store's patience.
+    async fn patiently<T, E, F, Fut>(&self, mut attempt: F) -> Result<T, SdkError<E, HttpResponse>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata,
+    {
+        let started = Instant::now();
+        let mut pause = FIRST_PAUSE;
+        loop {
+            // The semaphore is never closed; were it, the request would
+            // simply go unbounded.
+            let permit = self.requests.0.acquire().await.ok();
+            let result = attempt().await;
+            drop(permit);
+            match result {
+                Err(e) if is_throttling(&e) => {
+                    let wait = jittered(pause);
+                    if started.elapsed() + wait > self.patience {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(wait).await;
+                    pause = (pause * 2).min(LONGEST_PAUSE);
+                }
+                done => return done,
+            }
         }
     }
 
@@ -113,14 +346,11 @@ impl S3Store {
     }
 
     async fn get_async(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
+        let full = self.full(key);
         let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
+            .patiently(|| self.client.get_object().bucket(&self.bucket).key(&full).send())
             .await
-            .map_err(|e| classify(e, key, "get"))?;
+            .map_err(|e| classify(e, &full, "get"))?;
         let size = length(out.content_length());
         // The length arrives with the headers: an oversized object is
         // refused before its body is read (dropping the body closes it).
@@ -133,7 +363,7 @@ impl S3Store {
         }
         let meta = meta(out.e_tag(), size, out.last_modified(), out.metadata());
         let bytes = out.body.collect().await.map_err(|e| StorageError::Transient {
-            message: format!("cannot read body of `{key}`"),
+            message: format!("cannot read body of `{full}`"),
             source: Some(Box::new(e)),
         })?;
         Ok(Fetched {
@@ -142,13 +372,58 @@ impl S3Store {
         })
     }
 
+    /// A ranged GET of the first `max` bytes; the metadata's size is the
+    /// whole object's (from `Content-Range`).
+    async fn get_start_async(&self, key: &str, max: u64, limit: u64) -> Result<Fetched, StorageError> {
+        let full = self.full(key);
+        let range = format!("bytes=0-{}", max.saturating_sub(1));
+        let out = match self
+            .patiently(|| {
+                self.client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .range(&range)
+                    .send()
+            })
+            .await
+        {
+            Ok(out) => out,
+            // An empty object has no byte 0: S3 answers 416. Read it whole.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                return self.get_async(key, limit).await;
+            }
+            Err(e) => return Err(classify(e, &full, "get")),
+        };
+        let part = length(out.content_length());
+        // `bytes 0-65535/1234567`: the whole object's size after the slash.
+        // Without a range in the answer, the answer is the whole object.
+        let size = match out.content_range() {
+            Some(r) => r.rsplit_once('/').and_then(|(_, n)| n.parse().ok()),
+            None => part,
+        };
+        if let Some(size) = size.filter(|&s| s > limit) {
+            return Err(StorageError::TooLarge {
+                key: key.to_owned(),
+                size,
+                limit,
+            });
+        }
+        let meta = meta(out.e_tag(), size, out.last_modified(), out.metadata());
+        let bytes = out.body.collect().await.map_err(|e| StorageError::Transient {
+            message: format!("cannot read body of `{full}`"),
+            source: Some(Box::new(e)),
+        })?;
+        let mut bytes = bytes.into_bytes().to_vec();
+        // A server that ignores ranges sends it all; keep what was asked.
+        bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+        Ok(Fetched { bytes, meta })
+    }
+
     async fn head_async(&self, key: &str) -> Result<Option<Meta>, StorageError> {
+        let full = self.full(key);
         match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
+            .patiently(|| self.client.head_object().bucket(&self.bucket).key(&full).send())
             .await
         {
             Ok(out) => Ok(Some(meta(
@@ -161,7 +436,7 @@ impl S3Store {
             // answers a HEAD of a missing key with 403, not 404. The function
             // may read every key it looks at, so 403 here means "absent".
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(None),
-            Err(e) => match classify(e, key, "head") {
+            Err(e) => match classify(e, &full, "head") {
                 StorageError::NotFound(_) => Ok(None),
                 other => Err(other),
             },
@@ -169,22 +444,25 @@ impl S3Store {
     }
 
     async fn put_async(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
-        let metadata = object
-            .metadata
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), encode_meta(v)))
-            .collect();
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(object.bytes.to_vec()))
-            .content_type(object.content_type)
-            .set_cache_control(self.cache_control.clone())
-            .set_metadata(Some(metadata))
-            .send()
-            .await
-            .map_err(|e| classify(e, key, "put"))?;
+        self.put_owned(Owned::of(key, object)).await
+    }
+
+    async fn put_owned(&self, object: Owned) -> Result<(), StorageError> {
+        let full = self.full(&object.key);
+        self.patiently(|| {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                // `Bytes` clones share one copy for every attempt.
+                .body(ByteStream::from(object.body.clone()))
+                .content_type(&object.content_type)
+                .set_cache_control(self.cache_control.clone())
+                .set_metadata(Some(object.metadata.clone()))
+                .send()
+        })
+        .await
+        .map_err(|e| classify(e, &full, "put"))?;
         Ok(())
     }
 
@@ -193,18 +471,23 @@ impl S3Store {
         prefix: &str,
         each: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
-        let mut token = None;
+        let full = self.full(prefix);
+        let mut token: Option<String> = None;
         loop {
             let out = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token)
-                .send()
+                .patiently(|| {
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(&full)
+                        .set_continuation_token(token.clone())
+                        .send()
+                })
                 .await
-                .map_err(|e| classify(e, prefix, "list"))?;
+                .map_err(|e| classify(e, &full, "list"))?;
             for key in out.contents().iter().filter_map(|o| o.key()) {
+                // Every listed key starts with the store's prefix.
+                let key = key.strip_prefix(self.prefix.as_str()).unwrap_or(key);
                 if each(key).is_break() {
                     return Ok(());
                 }
@@ -217,13 +500,10 @@ impl S3Store {
     }
 
     async fn delete_async(&self, key: &str) -> Result<(), StorageError> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
+        let full = self.full(key);
+        self.patiently(|| self.client.delete_object().bucket(&self.bucket).key(&full).send())
             .await
-            .map_err(|e| classify(e, key, "delete"))?;
+            .map_err(|e| classify(e, &full, "delete"))?;
         Ok(())
     }
 }
@@ -261,9 +541,37 @@ impl Storage for S3Store {
         self.handle.block_on(self.get_async(key, limit))
     }
 
+    /// A ranged GET: a plan reads no more of a source than its header.
+    fn get_start(&self, key: &str, max: u64, limit: u64) -> Result<Fetched, StorageError> {
+        self.handle.block_on(self.get_start_async(key, max, limit))
+    }
+
     /// S3 makes an object visible whole or not at all.
     fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
         self.handle.block_on(self.put_async(key, object))
+    }
+
+    /// All at once, each on its own task (within the request limit).
+    fn put_many(&self, objects: &[(&str, Object<'_>)]) -> Vec<Result<(), StorageError>> {
+        self.handle.block_on(async {
+            let tasks: Vec<_> = objects
+                .iter()
+                .map(|(key, object)| {
+                    let (store, owned) = (self.clone(), Owned::of(key, *object));
+                    tokio::spawn(async move { store.put_owned(owned).await })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(tasks.len());
+            for (task, (key, _)) in tasks.into_iter().zip(objects) {
+                out.push(task.await.unwrap_or_else(|e| {
+                    Err(StorageError::Transient {
+                        message: format!("s3 put `{key}` did not finish"),
+                        source: Some(Box::new(e)),
+                    })
+                }));
+            }
+            out
+        })
     }
 
     /// ListObjectsV2, a page (up to 1,000 keys) at a time.
@@ -273,6 +581,29 @@ impl Storage for S3Store {
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.handle.block_on(self.delete_async(key))
+    }
+}
+
+/// An object to put, owned, so its request can run on a task of its own.
+struct Owned {
+    key: String,
+    body: bytes::Bytes,
+    content_type: String,
+    metadata: std::collections::HashMap<String, String>,
+}
+
+impl Owned {
+    fn of(key: &str, object: Object<'_>) -> Owned {
+        Owned {
+            key: key.to_owned(),
+            body: bytes::Bytes::copy_from_slice(object.bytes),
+            content_type: object.content_type.to_owned(),
+            metadata: object
+                .metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), encode_meta(v)))
+                .collect(),
+        }
     }
 }
 
@@ -300,6 +631,37 @@ fn meta(
 
 fn length(content_length: Option<i64>) -> Option<u64> {
     content_length.and_then(|n| u64::try_from(n).ok())
+}
+
+/// Whether S3 asked us to slow down: the throttling codes, `429`, or
+/// `503` (S3's `SlowDown`; a HEAD's answer has no body to name it).
+fn is_throttling<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    let SdkError::ServiceError(_) = e else {
+        return false;
+    };
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    matches!(status, Some(429 | 503))
+        || matches!(
+            e.code(),
+            Some(
+                "SlowDown"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "TooManyRequests"
+            )
+        )
+}
+
+/// A pause drawn between half and all of `pause`.
+fn jittered(pause: Duration) -> Duration {
+    // A fresh `RandomState` is randomly keyed: its hash of nothing is a
+    // random number, which is all the jitter needs.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let fraction = 0.5 + (random % 1024) as f64 / 2048.0;
+    pause.mul_f64(fraction)
 }
 
 /// Sorts an SDK error into the core's kinds.

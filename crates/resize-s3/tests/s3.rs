@@ -259,3 +259,109 @@ fn head_many_answers_each_key_in_order() {
     assert_eq!(sizes, [Some(4), None, Some(2), Some(4)]);
     assert!(s3.head_many(&[]).is_empty());
 }
+
+#[test]
+fn a_ranged_read_gives_the_start_and_the_whole_size() {
+    let world = World::new().expect("an S3 world: moto and a bucket");
+    let s3 = store(&world);
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    world.put("big.jpg", bytes.clone(), &[(META_SOURCE, "x")]);
+    world.put("small.jpg", b"tiny".to_vec(), &[]);
+    world.put("empty.jpg", Vec::new(), &[]);
+    let whole_etag = s3.head("big.jpg").expect("head").expect("exists").version;
+
+    // (key, max, expected bytes, expected size)
+    let cases: [(&str, u64, &[u8], u64); 4] = [
+        ("big.jpg", 65_536, &bytes[..65_536], 100_000),
+        ("big.jpg", 1, &bytes[..1], 100_000),
+        ("small.jpg", 65_536, b"tiny", 4),
+        ("empty.jpg", 65_536, b"", 0),
+    ];
+    for (key, max, want, size) in cases {
+        let got = s3
+            .get_start(key, max, u64::MAX)
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(got.bytes, want, "{key} {max}");
+        assert_eq!(got.meta.size, Some(size), "{key} {max}");
+    }
+    let big = s3.get_start("big.jpg", 10, u64::MAX).expect("ranged get");
+    assert_eq!(big.meta.version, whole_etag, "the ETag is the whole object's");
+    assert_eq!(big.meta.get(META_SOURCE), Some("x"));
+    // The limit is the whole object's, not the part's.
+    match s3.get_start("big.jpg", 10, 99_999) {
+        Err(StorageError::TooLarge {
+            size: 100_000,
+            limit: 99_999,
+            ..
+        }) => {}
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(matches!(
+        s3.get_start("nope.jpg", 10, u64::MAX),
+        Err(StorageError::NotFound(_))
+    ));
+}
+
+#[test]
+fn a_store_at_a_prefix_reads_writes_and_lists_below_it() {
+    let world = World::new().expect("an S3 world: moto and a bucket");
+    let site = store(&world).with_prefix("site/");
+    put(&site, "trips/a-360.jpg", b"variant", &[]);
+    assert_eq!(world.keys(""), ["site/trips/a-360.jpg"]);
+    assert_eq!(listed(&site, "trips/"), ["trips/a-360.jpg"]);
+    assert!(site.head("trips/a-360.jpg").expect("head").is_some());
+    assert!(store(&world).head("trips/a-360.jpg").expect("head").is_none());
+}
+
+/// Every third request throttled, retried or not: three attempts lose
+/// (one request's retries land on throttled slots while other requests
+/// take the free ones); patience wins.
+#[test]
+fn throttling_gets_patience() {
+    use resize_testkit::proxy::{Fault, Mode, S3Proxy};
+    let world = World::new().expect("an S3 world: moto and a bucket");
+    let proxy = S3Proxy::start(world.port, Mode::EveryNth(3, Fault::SlowDown)).expect("proxy");
+    let client = resize_testkit::client(proxy.port);
+    let handle = world.rt.handle().clone();
+    let patient = S3Store::new(client.clone(), BUCKET, handle.clone());
+    for i in 0..30 {
+        let key = format!("k/{i}.jpg");
+        put(&patient, &key, b"bytes", &[]);
+        assert!(patient.head(&key).expect("head").is_some());
+        assert_eq!(patient.get(&key, 100).expect("get").bytes, b"bytes");
+    }
+    assert_eq!(listed(&patient, "k/").len(), 30);
+    let throttled: usize = proxy.injected().values().sum();
+    assert!(throttled >= 30, "{throttled}");
+
+    // Without patience, a throttled call fails as transient.
+    let hasty = S3Store::new(client, BUCKET, handle).with_patience(std::time::Duration::ZERO);
+    proxy.set_mode(Mode::Always("HEAD", Fault::SlowDown));
+    match hasty.head("k/0.jpg") {
+        Err(e) => assert!(e.is_transient(), "{e}"),
+        Ok(found) => panic!("a throttled HEAD succeeded: {found:?}"),
+    }
+}
+
+#[test]
+fn buckets_are_checked_before_work() {
+    use resize_s3::{check_bucket, BucketError};
+    use resize_testkit::proxy::{Fault, Mode, S3Proxy};
+    let world = World::new().expect("an S3 world: moto and a bucket");
+    let proxy = S3Proxy::start(world.port, Mode::Pass).expect("proxy");
+    let client = resize_testkit::client(proxy.port);
+    let check = |bucket: &str, list: Option<&str>| world.rt.block_on(check_bucket(&client, bucket, list));
+    assert!(check(BUCKET, Some("original/")).is_ok());
+    assert!(matches!(check("no-such-bucket", None), Err(BucketError::Missing(b)) if b == "no-such-bucket"));
+    proxy.set_mode(Mode::Always("HEAD", Fault::AccessDenied));
+    assert!(matches!(
+        check(BUCKET, None),
+        Err(BucketError::Denied { what: "reach", .. })
+    ));
+    proxy.set_mode(Mode::Always("GET", Fault::AccessDenied));
+    assert!(check(BUCKET, None).is_ok(), "reaching needs no listing");
+    assert!(matches!(
+        check(BUCKET, Some("")),
+        Err(BucketError::Denied { what: "list", .. })
+    ));
+}

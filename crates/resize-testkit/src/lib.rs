@@ -242,6 +242,25 @@ impl World {
             .map_err(|e| format!("cannot create bucket {BUCKET}: {e:?}"))
     }
 
+    /// Creates bucket `name` in `region` (moto keeps the region and names
+    /// it in HeadBucket's `x-amz-bucket-region`).
+    pub fn create_bucket_in(&self, name: &str, region: &str) -> Result<(), String> {
+        use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+        let config = CreateBucketConfiguration::builder()
+            .location_constraint(BucketLocationConstraint::from(region))
+            .build();
+        self.rt
+            .block_on(
+                self.client
+                    .create_bucket()
+                    .bucket(name)
+                    .create_bucket_configuration(config)
+                    .send(),
+            )
+            .map(drop)
+            .map_err(|e| format!("cannot create bucket {name} in {region}: {e:?}"))
+    }
+
     /// Kills the S3 server.
     pub fn kill_moto(&mut self) {
         self.moto = None;
@@ -276,6 +295,32 @@ impl World {
         self.rt
             .block_on(req.send())
             .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
+    /// Puts every object, 32 at a time (no metadata).
+    pub fn put_many(&self, objects: &[(String, Vec<u8>)]) {
+        for batch in objects.chunks(32) {
+            self.rt.block_on(async {
+                let tasks: Vec<_> = batch
+                    .iter()
+                    .map(|(key, bytes)| {
+                        let req = self
+                            .client
+                            .put_object()
+                            .bucket(BUCKET)
+                            .key(key)
+                            .body(ByteStream::from(bytes.clone()));
+                        let key = key.clone();
+                        tokio::spawn(async move { req.send().await.map_err(|e| format!("put {key}: {e:?}")) })
+                    })
+                    .collect();
+                for task in tasks {
+                    if let Err(e) = task.await.map_err(|e| e.to_string()).and_then(|r| r.map(drop)) {
+                        panic!("{e}");
+                    }
+                }
+            });
+        }
     }
 
     pub fn put_fixture(&self, key: &str, fixture_path: &str) {

@@ -31,6 +31,8 @@ pub enum Fault {
     Reset,
     /// No answer for [`STALL`], then the connection closes.
     Stall,
+    /// 403 with S3's `AccessDenied` body: credentials without the right.
+    AccessDenied,
 }
 
 /// Every kind, in the order [`Mode::FirstAttemptOfEvery`] takes turns.
@@ -51,6 +53,9 @@ pub enum Mode {
     FirstAttemptOfEvery(usize),
     /// Every request with this method fails: S3 down for good.
     Always(&'static str, Fault),
+    /// Every `n`-th request fails with this fault, retries or not: S3
+    /// throttling a busy prefix, which no fixed number of attempts beats.
+    EveryNth(usize, Fault),
 }
 
 /// One request as the proxy saw it.
@@ -73,6 +78,8 @@ pub struct Logged {
 struct State {
     attempts: HashMap<String, u32>,
     distinct: usize,
+    /// Requests so far.
+    seen: usize,
     log: Vec<Logged>,
 }
 
@@ -251,6 +258,7 @@ async fn handle_request(
             "InternalError",
         )),
         Fault::SlowDown => Some(error_reply(&method, StatusCode::SERVICE_UNAVAILABLE, "SlowDown")),
+        Fault::AccessDenied => Some(error_reply(&method, StatusCode::FORBIDDEN, "AccessDenied")),
         Fault::Reset | Fault::Stall => None,
     };
     if let Some(r) = &refusal {
@@ -291,8 +299,10 @@ fn decide(shared: &Shared, method: &str, path: &str) -> Option<Fault> {
         *a += 1;
         *a
     };
+    s.seen += 1;
     match mode {
         Mode::Pass => None,
+        Mode::EveryNth(n, f) => s.seen.is_multiple_of(n).then_some(f),
         Mode::Always(m, f) => (m == method).then_some(f),
         Mode::FirstAttemptOfEvery(n) if attempt == 1 => {
             s.distinct += 1;

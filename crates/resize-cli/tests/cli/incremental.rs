@@ -484,6 +484,11 @@ fn text_report() {
     let run = sb.run(&["--sizes", "60", "--out", "out", "in"]);
     run.expect_code(1);
     let (summary, rest) = run.stdout.split_once('\n').expect("a summary line");
+    let (peak, rest) = rest.split_once('\n').expect("a peak memory line");
+    assert!(
+        peak.starts_with("peak memory ") && peak.ends_with(" MB"),
+        "{peak}"
+    );
     // "…; 1.7 KiB in, 1.0 KiB out; 0.01 s": redact the encoder's bytes and the time.
     let parts: Vec<&str> = summary.split("; ").collect();
     let [counts, variants, bytes, secs] = parts[..] else {

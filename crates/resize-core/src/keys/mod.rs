@@ -21,7 +21,7 @@ pub use template::{Template, DEFAULT_TEMPLATE};
 
 use crate::values::{Format, RecipeError, Upscale, Widths};
 use guard::Shape;
-use replacement::refuse_loops;
+use replacement::{is_prefix, refuse_loops};
 
 /// Longest key S3 accepts, in bytes; longer source or output keys are refused.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -181,6 +181,57 @@ impl KeyRules {
         &self.template
     }
 
+    /// See `Recipe::refuse_destination_loop`.
+    pub(crate) fn refuse_destination_loop(
+        &self,
+        sources: &str,
+        destination: &str,
+    ) -> Result<(), RecipeError> {
+        let segments = |p: &str| -> Vec<String> {
+            p.split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let (sources, destination) = (segments(sources), segments(destination));
+        // At the store's root the rules are the recipe's own, checked when
+        // it was built; outside the sources no output is ever listed.
+        if destination.is_empty() || !(is_prefix(&sources, &destination) || is_prefix(&destination, &sources))
+        {
+            return Ok(());
+        }
+        let looping = |reason: String| Err(RecipeError::Loop { reason });
+        let shown = |segs: &[String]| format!("{}/", segs.join("/"));
+        // Without replacements an output is no source because it has an
+        // output's shape, and a template starts with `{dir}/`
+        // (`Template::parse`), which keeps that shape under any folder.
+        if self.replacements.is_empty() {
+            return Ok(());
+        }
+        for r in &self.replacements {
+            let mut written: Vec<String> = destination.clone();
+            written.extend(r.destination_segments().iter().cloned());
+            // Under a destination prefix the rules skip as outputs.
+            if self
+                .replacements
+                .iter()
+                .any(|t| is_prefix(t.destination_segments(), &written))
+            {
+                continue;
+            }
+            if let Some(s) = self.replacements.iter().find(|s| {
+                is_prefix(s.source_segments(), &written) || is_prefix(&written, s.source_segments())
+            }) {
+                return looping(format!(
+                    "outputs of `{r}` would be written under `{}`, inside source prefix `{}`",
+                    shown(&written),
+                    s.from()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `key` could be one of these rules' outputs (for some source).
     pub(crate) fn looks_like_output(&self, key: &str) -> bool {
         self.shape.matches(self.template.parts(), key)
@@ -296,7 +347,6 @@ fn starts_with(segs: &[&str], prefix: &[String]) -> bool {
 mod tests {
     use proptest::prelude::*;
 
-    use super::replacement::is_prefix;
     use super::*;
     use crate::recipe::Recipe;
 
@@ -359,6 +409,55 @@ mod tests {
         "original//a.jpg",
         "",
     ];
+
+    /// A destination inside the sources' store is refused exactly when a
+    /// run would list one of its outputs as a source; and when it is not
+    /// refused, the output keys of sample sources are indeed not sources.
+    #[test]
+    fn destinations_in_the_source_store() {
+        #[track_caller]
+        fn check(settings: &[(&str, &str)], sources: &str, destination: &str, refused: bool) {
+            let r = recipe(settings);
+            let got = r.refuse_destination_loop(sources, destination);
+            assert_eq!(
+                got.is_err(),
+                refused,
+                "{settings:?} {sources:?} -> {destination:?}: {got:?}"
+            );
+            if refused {
+                return;
+            }
+            for key in ["original/a.jpg", "original/trips/b c.png", "a.jpg", "x/y/z.webp"] {
+                let Some(key) = Some(format!("{sources}{key}")).filter(|k| r.source_key(k).is_ok()) else {
+                    continue;
+                };
+                let src = r.source_key(&key).unwrap();
+                for w in [360, 720] {
+                    let written = format!("{destination}{}", src.output_key(w, 100, Format::Jpeg).unwrap());
+                    if written.starts_with(sources) {
+                        assert!(r.source_key(&written).is_err(), "{written} would be a source");
+                    }
+                }
+            }
+        }
+        let moved: &[(&str, &str)] = &[("REPLACEMENTS", "original:resized")];
+        let plain: &[(&str, &str)] = &[];
+        let nested: &[(&str, &str)] = &[("KEY_TEMPLATE", "{dir}/thumbs/{stem}-{width}.{ext}")];
+        // (settings, sources, destination, refused)
+        check(moved, "original/", "", false);
+        check(moved, "", "", false);
+        check(moved, "original/", "site/", false);
+        check(moved, "", "site/", false);
+        check(moved, "original/", "original/site/", true);
+        check(moved, "", "original/", true);
+        check(moved, "original/", "resized/", false);
+        check(plain, "", "", false);
+        check(plain, "", "site/", false);
+        check(plain, "photos/", "photos/out/", false);
+        check(plain, "photos/", "other/", false);
+        check(nested, "", "site/", false);
+        check(nested, "photos/", "photos/out/", false);
+    }
 
     #[test]
     fn plan_with_replacements() {

@@ -42,7 +42,53 @@ pub(super) struct Source {
 /// the pixel limit and the orientation. Allocates nothing in proportion to
 /// the pixels; the decoder it returns is capped to what the header declared.
 pub(super) fn open(bytes: &[u8], limits: Limits) -> Result<(Probe, Decoder<'_>), RenderError> {
-    check_bytes(bytes, limits)?;
+    check_bytes(bytes, bytes.len() as u64, limits)?;
+    read_header(bytes, limits, true)
+}
+
+/// [`open`]'s probe from the first bytes of a file of `size` bytes, when
+/// they hold everything `open` reads of it ([`header_within`]); `None`
+/// when only the whole file tells.
+pub(super) fn probe_start(bytes: &[u8], size: u64, limits: Limits) -> Result<Option<Probe>, RenderError> {
+    check_bytes(bytes, size, limits)?;
+    if !header_within(bytes) {
+        return Ok(None);
+    }
+    // The markers after the header (a truncated end, too many scans) are
+    // checked when the whole file is decoded.
+    read_header(bytes, limits, false).map(|(probe, _)| Some(probe))
+}
+
+/// Whether the first bytes of a file hold everything [`open`] reads of
+/// it (format, size, orientation): a JPEG's segments up to its frame
+/// header (its EXIF block comes before), a PNG's chunks up to its first
+/// image data (an `eXIf` chunk must come before). Other formats can keep
+/// their orientation where only the whole file tells (a WebP's EXIF chunk
+/// follows its image data, a TIFF's directory may be anywhere): `false`.
+pub(super) fn header_within(bytes: &[u8]) -> bool {
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        return jpeg_header_len(bytes).is_some();
+    }
+    let Some(mut rest) = bytes.strip_prefix(b"\x89PNG\r\n\x1a\n".as_slice()) else {
+        return false;
+    };
+    // Length, type, data, CRC; the first IDAT ends the header.
+    while let Some((head, _)) = rest.split_first_chunk::<8>() {
+        if &head[4..] == b"IDAT" {
+            return true;
+        }
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        match rest.get(8 + len + 4..) {
+            Some(after) => rest = after,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Recognises the format and reads the header; `markers`: also check a
+/// JPEG's markers, which needs the whole file.
+fn read_header(bytes: &[u8], limits: Limits, markers: bool) -> Result<(Probe, Decoder<'_>), RenderError> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| RenderError::Unsupported(e.to_string()))?;
@@ -52,7 +98,7 @@ pub(super) fn open(bytes: &[u8], limits: Limits) -> Result<(Probe, Decoder<'_>),
         ));
     };
     let name = format_name(format);
-    if format == image::ImageFormat::Jpeg {
+    if markers && format == image::ImageFormat::Jpeg {
         check_jpeg_markers(bytes)?;
     }
     let mut decoder: Box<dyn ImageDecoder> = Box::new(reader.into_decoder().map_err(|e| map_err(name, e))?);
@@ -86,11 +132,11 @@ pub(super) fn open(bytes: &[u8], limits: Limits) -> Result<(Probe, Decoder<'_>),
     ))
 }
 
-fn check_bytes(bytes: &[u8], limits: Limits) -> Result<(), RenderError> {
+/// Refuses an empty file and one of `size` bytes over the limit.
+fn check_bytes(bytes: &[u8], size: u64, limits: Limits) -> Result<(), RenderError> {
     if bytes.is_empty() {
         return Err(RenderError::Empty);
     }
-    let size = bytes.len() as u64;
     if size > limits.max_input_bytes {
         return Err(RenderError::TooManyBytes {
             size,
@@ -599,6 +645,32 @@ impl Frame {
     }
 }
 
+/// How many bytes a JPEG's header takes: its segments up to and including
+/// the first scan's header (SOS), all of which the decoder reads before it
+/// gives the image's size; `None` when `bytes` end before.
+fn jpeg_header_len(bytes: &[u8]) -> Option<usize> {
+    let mut at = 2; // after SOI
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return None;
+        }
+        if bytes[at + 1] == 0xFF {
+            at += 1; // fill byte
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        let end = at + 2 + len;
+        if end > bytes.len() || len < 2 {
+            return None;
+        }
+        if bytes[at + 1] == 0xDA {
+            return Some(end);
+        }
+        at = end;
+    }
+    None
+}
+
 /// Reads the frame header (SOFn) by walking the marker segments before the
 /// first scan; `None` when there is none to find.
 pub(super) fn jpeg_frame(bytes: &[u8]) -> Option<Frame> {
@@ -733,5 +805,61 @@ fn map_err(format: &'static str, e: image::ImageError) -> RenderError {
             format,
             message: other.to_string().to_lowercase(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../fixtures/images")
+                .join(name),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    /// Whether the first `len` bytes of a fixture hold its header, for
+    /// every cut: never before the header's last byte, always after it.
+    #[test]
+    fn headers_within_the_first_bytes() {
+        for name in ["phone-orient6.jpg", "photo-4x3.jpg", "alpha.png"] {
+            let bytes = fixture(name);
+            // The shortest start that holds the header.
+            let shortest = (1..=bytes.len())
+                .find(|&n| header_within(&bytes[..n]))
+                .unwrap_or_else(|| panic!("{name}: no header"));
+            assert!(shortest < bytes.len(), "{name}: only the whole file has a header");
+            for n in [shortest, shortest + 1, bytes.len()] {
+                assert!(header_within(&bytes[..n]), "{name}: {n} bytes");
+                // And the probe from them is the whole file's.
+                let start = probe_start(&bytes[..n], bytes.len() as u64, Limits::default()).unwrap();
+                let (whole, _) = open(&bytes, Limits::default()).unwrap();
+                assert_eq!(start, Some(whole), "{name}: {n} bytes");
+            }
+            assert!(!header_within(&bytes[..shortest - 1]), "{name}");
+        }
+        // Formats whose orientation may follow the pixels: whole files only.
+        for name in ["still.webp", "photo.tiff", "animated.gif"] {
+            let bytes = fixture(name);
+            assert!(!header_within(&bytes), "{name}");
+            assert_eq!(
+                probe_start(&bytes, bytes.len() as u64, Limits::default()).unwrap(),
+                None,
+                "{name}"
+            );
+        }
+        // The byte limit is the whole file's.
+        let big = fixture("phone-orient6.jpg");
+        let limits = Limits {
+            max_input_bytes: big.len() as u64 - 1,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            probe_start(&big[..65_536], big.len() as u64, limits),
+            Err(RenderError::TooManyBytes { .. })
+        ));
     }
 }

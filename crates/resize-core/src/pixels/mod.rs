@@ -176,6 +176,13 @@ pub fn probe(bytes: &[u8], limits: Limits) -> Result<Probe, RenderError> {
     Ok(probe)
 }
 
+/// [`probe`] from the first bytes of a file of `size` bytes, when they
+/// hold all it reads (a JPEG's segments up to its frame header, a PNG's
+/// chunks up to its image data); `None` when only the whole file tells.
+pub(crate) fn probe_start(bytes: &[u8], size: u64, limits: Limits) -> Result<Option<Probe>, RenderError> {
+    decode::probe_start(bytes, size, limits)
+}
+
 /// The sizes `recipe` makes from a source of the probed (oriented) size,
 /// ascending. Empty when the source is narrower than every width under
 /// `Upscale::Skip`. The job plans keys from the same list.

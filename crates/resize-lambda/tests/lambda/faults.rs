@@ -127,7 +127,10 @@ fn faults_within_the_retry_budget_are_absorbed() {
 fn puts_failing_for_good_fail_the_record_and_redelivery_finishes() {
     let world = World::new().expect("an S3 world: moto and a bucket");
     let event = put_sources(&world);
-    let proxy = S3Proxy::start(world.port, Mode::Always("PUT", Fault::SlowDown)).expect("start the S3 proxy");
+    // 500s, not SlowDown: throttling is waited out for as long as an S3
+    // call may take (`S3_TIMEOUT_MS`), other errors get three attempts.
+    let proxy =
+        S3Proxy::start(world.port, Mode::Always("PUT", Fault::InternalError)).expect("start the S3 proxy");
     let mut lambda = Lambda::start_with_s3_port(proxy.port, SETTINGS);
     // Transient: the invocation fails so Lambda retries it.
     let error = lambda.invoke(&event).error();
@@ -146,4 +149,39 @@ fn puts_failing_for_good_fail_the_record_and_redelivery_finishes() {
     let answer = lambda.invoke(&event).response();
     assert_eq!(answer["written"], json!(SOURCES.len()), "{answer}");
     check_outputs(&world);
+}
+
+/// Every third S3 request answered 503 SlowDown, retries included: six
+/// records in one invocation. With three attempts per request this failed
+/// every time (a request's retries land on throttled slots while the other
+/// records' requests take the free ones); throttling is now waited out.
+#[test]
+fn every_third_request_throttled_still_finishes() {
+    let world = World::new().expect("an S3 world: moto and a bucket");
+    put_sources(&world);
+    world.put_fixture("original/c/gray.jpg", "images/gray.jpg");
+    let mut records: Vec<(&str, &str)> = SOURCES.iter().map(|(k, _)| ("ObjectCreated:Put", *k)).collect();
+    records.push(("ObjectCreated:Put", "original/c/gray.jpg"));
+    let event = s3_event(&records);
+    let proxy = S3Proxy::start(world.port, Mode::EveryNth(3, Fault::SlowDown)).expect("start the S3 proxy");
+    let mut lambda = Lambda::start_with_s3_port(proxy.port, SETTINGS);
+    let started = std::time::Instant::now();
+    let answer = lambda.invoke(&event).response();
+    let throttled = started.elapsed();
+    assert_eq!(answer["written"], json!(6), "{answer}\n{}", lambda.stderr());
+    let injected: usize = proxy.injected().values().sum();
+    assert!(injected >= 10, "{injected} throttled");
+    // The same work unthrottled, for comparison.
+    proxy.set_mode(Mode::Pass);
+    for key in world.keys("resized/") {
+        world.delete(&key);
+    }
+    let started = std::time::Instant::now();
+    let calm = lambda.invoke(&event).response();
+    assert_eq!(calm["written"], json!(6), "{calm}");
+    eprintln!(
+        "six records, every third request throttled ({injected} SlowDowns): {:.2} s; unthrottled: {:.2} s",
+        throttled.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
 }
