@@ -1,7 +1,9 @@
 //! Key rewriting and the recursion guard: the first line holds
 //! `REPLACEMENTS`, the second `KEY_TEMPLATE`, the rest are keys. For every
 //! key accepted as a source, every output is a safe key of at most 1024
-//! bytes that is not itself a source, and lies under the destination.
+//! bytes that is not itself a source, and lies under the destination; and
+//! under any destination folder the recursion guard accepts, still no
+//! source.
 
 #![no_main]
 
@@ -48,6 +50,23 @@ fuzz_target!(|data: &[u8]| {
                     );
                     if let Some(d) = &destination {
                         assert!(out.starts_with(d.as_str()), "{out:?} not under {d:?}");
+                    }
+                    // A destination folder the guard accepts in the
+                    // sources' own store never puts an output where it
+                    // would be listed as a source.
+                    let first = key.split('/').next().unwrap_or_default();
+                    for sources in ["".to_owned(), format!("{first}/")] {
+                        for folder in ["", "site/", &format!("{first}/"), &format!("{first}/x/")] {
+                            if recipe.refuse_destination_loop(&sources, folder).is_ok() {
+                                let written = format!("{folder}{out}");
+                                if written.starts_with(sources.as_str()) {
+                                    assert!(
+                                        recipe.source_key(&written).is_err(),
+                                        "{written:?} (under {folder:?}) would be a source under {sources:?}"
+                                    );
+                                }
+                            }
+                        }
                     }
                 }
             }

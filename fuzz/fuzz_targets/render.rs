@@ -1,7 +1,8 @@
 //! Any bytes through the whole pipeline: limits, decoding, orientation,
 //! colour, resizing and every encoder. Must return an image or an error;
 //! the memory estimate, read from the same header, must exist whenever
-//! the image does.
+//! the image does; a header read from the first bytes says what the whole
+//! file's does.
 
 #![no_main]
 
@@ -28,6 +29,16 @@ fn recipe() -> &'static Recipe {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // A plan trusts the header read from the first bytes: it must say
+    // what the whole file says, or the whole file must fail.
+    let limits = recipe().limits();
+    for cut in [data.len() / 2, data.len().min(64 * 1024), data.len()] {
+        if let Ok(Some(start)) = resize_core::probe_start(&data[..cut], data.len() as u64, limits) {
+            if let Ok(whole) = resize_core::probe(data, limits) {
+                assert_eq!(start, whole, "the first {cut} bytes disagree with the whole file");
+            }
+        }
+    }
     let estimate = resize_core::working_set(data, recipe());
     let rendered = resize_core::render(data, recipe());
     assert!(

@@ -272,6 +272,29 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever is typed: a location or an error, never a panic; an S3
+        /// location's bucket obeys S3's rules and its prefix is a folder
+        /// of safe segments.
+        #[test]
+        fn any_argument_is_a_location_or_an_error(arg in "(s3|S3|gs)?(://)?[a-z0-9.-]{0,8}(/[a-zA-Z0-9 ./+%_-]{0,6}){0,4}|\\PC{0,40}") {
+            match Location::parse(OsStr::new(&arg)) {
+                Ok(Location::S3(url)) => {
+                    proptest::prop_assert!(check_bucket_name(&url.bucket).is_ok(), "{arg}");
+                    let p = &url.prefix;
+                    proptest::prop_assert!(p.is_empty() || (p.ends_with('/') && !p.starts_with('/')), "{arg}: {p:?}");
+                    proptest::prop_assert!(!p.contains("//") && !p.split('/').any(|s| s == "." || s == ".."), "{arg}: {p:?}");
+                    proptest::prop_assert!(arg.to_ascii_lowercase().starts_with("s3://"), "{arg}");
+                }
+                Ok(Location::Local(path)) => {
+                    proptest::prop_assert_eq!(path.as_os_str(), OsStr::new(&arg));
+                    proptest::prop_assert!(!arg.to_ascii_lowercase().starts_with("s3://"), "{arg}");
+                }
+                Err(e) => proptest::prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+
     #[test]
     fn urls_display_as_folders() {
         let Ok(Location::S3(url)) = Location::parse(OsStr::new("s3://photos/original")) else {

@@ -994,6 +994,11 @@ mod tests {
         let head = HEADER_BYTES as usize;
         // (key, reads of the first run, reads of a rerun)
         type Reads = Vec<(&'static str, String, usize)>;
+        // A WebP is read whole every time (after its start, unless that was all).
+        let mut webp_reads: Reads = vec![("start", "still.webp".into(), webp.len().min(head))];
+        if webp.len() > head {
+            webp_reads.push(("get", "still.webp".into(), webp.len()));
+        }
         let cases: [(&str, Reads, Reads); 3] = [
             (
                 "big.jpg",
@@ -1008,23 +1013,7 @@ mod tests {
                 vec![("start", "small.jpg".into(), small.len())],
                 vec![("start", "small.jpg".into(), small.len())],
             ),
-            (
-                "still.webp",
-                vec![
-                    ("start", "still.webp".into(), webp.len().min(head)),
-                    ("get", "still.webp".into(), webp.len()),
-                ]
-                .into_iter()
-                .filter(|(op, _, _)| *op == "start" || webp.len() > head)
-                .collect(),
-                vec![
-                    ("start", "still.webp".into(), webp.len().min(head)),
-                    ("get", "still.webp".into(), webp.len()),
-                ]
-                .into_iter()
-                .filter(|(op, _, _)| *op == "start" || webp.len() > head)
-                .collect(),
-            ),
+            ("still.webp", webp_reads.clone(), webp_reads),
         ];
         for (key, first, rerun) in cases {
             let report = run_job(&store, &r, key, JobOptions::default());

@@ -69,14 +69,14 @@ mod values;
 pub use budget::{Admission, MemoryBudget, OverBudget};
 pub use job::{
     carry_out, error_chain, judge, plan_job, plan_variants, remove_variants, run_job, Action, Found,
-    JobError, JobOptions, Outcome, Plan, Planned, Report, Skip, Variant, META_FINGERPRINT, META_SOURCE,
-    META_SOURCE_VERSION,
+    JobError, JobOptions, Outcome, Plan, Planned, Report, Skip, Variant, HEADER_BYTES, META_FINGERPRINT,
+    META_SOURCE, META_SOURCE_VERSION,
 };
 pub use keys::{
     KeyTooLong, NotASource, Replacement, SourceKey, Template, DEFAULT_TEMPLATE, MAX_KEY_BYTES,
     SOURCE_EXTENSIONS,
 };
-pub use pixels::{probe, render, render_owned, working_set, Probe, RenderError, Rendition};
+pub use pixels::{probe, probe_start, render, render_owned, working_set, Probe, RenderError, Rendition};
 pub use recipe::{Fingerprint, Recipe, RecipeBuilder, PIPELINE_VERSION};
 pub use settings::{Setting, SettingsError, SETTINGS};
 pub use storage::{

@@ -352,24 +352,7 @@ impl S3Store {
             .await
             .map_err(|e| classify(e, &full, "get"))?;
         let size = length(out.content_length());
-        // The length arrives with the headers: an oversized object is
-        // refused before its body is read (dropping the body closes it).
-        if let Some(size) = size.filter(|&s| s > limit) {
-            return Err(StorageError::TooLarge {
-                key: key.to_owned(),
-                size,
-                limit,
-            });
-        }
-        let meta = meta(out.e_tag(), size, out.last_modified(), out.metadata());
-        let bytes = out.body.collect().await.map_err(|e| StorageError::Transient {
-            message: format!("cannot read body of `{full}`"),
-            source: Some(Box::new(e)),
-        })?;
-        Ok(Fetched {
-            bytes: bytes.into_bytes().to_vec(),
-            meta,
-        })
+        fetched(out, key, &full, size, limit).await
     }
 
     /// A ranged GET of the first `max` bytes; the metadata's size is the
@@ -402,22 +385,10 @@ impl S3Store {
             Some(r) => r.rsplit_once('/').and_then(|(_, n)| n.parse().ok()),
             None => part,
         };
-        if let Some(size) = size.filter(|&s| s > limit) {
-            return Err(StorageError::TooLarge {
-                key: key.to_owned(),
-                size,
-                limit,
-            });
-        }
-        let meta = meta(out.e_tag(), size, out.last_modified(), out.metadata());
-        let bytes = out.body.collect().await.map_err(|e| StorageError::Transient {
-            message: format!("cannot read body of `{full}`"),
-            source: Some(Box::new(e)),
-        })?;
-        let mut bytes = bytes.into_bytes().to_vec();
+        let mut fetched = fetched(out, key, &full, size, limit).await?;
         // A server that ignores ranges sends it all; keep what was asked.
-        bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
-        Ok(Fetched { bytes, meta })
+        fetched.bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+        Ok(fetched)
     }
 
     async fn head_async(&self, key: &str) -> Result<Option<Meta>, StorageError> {
@@ -582,6 +553,34 @@ impl Storage for S3Store {
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.handle.block_on(self.delete_async(key))
     }
+}
+
+/// A GET's answer as the core's [`Fetched`], the object being `size` bytes:
+/// one over `limit` is refused before its body is read (the size arrives
+/// with the headers; dropping the body closes it).
+async fn fetched(
+    out: aws_sdk_s3::operation::get_object::GetObjectOutput,
+    key: &str,
+    full: &str,
+    size: Option<u64>,
+    limit: u64,
+) -> Result<Fetched, StorageError> {
+    if let Some(size) = size.filter(|&s| s > limit) {
+        return Err(StorageError::TooLarge {
+            key: key.to_owned(),
+            size,
+            limit,
+        });
+    }
+    let meta = meta(out.e_tag(), size, out.last_modified(), out.metadata());
+    let bytes = out.body.collect().await.map_err(|e| StorageError::Transient {
+        message: format!("cannot read body of `{full}`"),
+        source: Some(Box::new(e)),
+    })?;
+    Ok(Fetched {
+        bytes: bytes.into_bytes().to_vec(),
+        meta,
+    })
 }
 
 /// An object to put, owned, so its request can run on a task of its own.
