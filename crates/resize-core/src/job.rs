@@ -968,13 +968,16 @@ mod tests {
         }
     }
 
+    /// A fixture, compiled in (resize-core's sources do no I/O, tests
+    /// included: `cargo xtask ci core-deps`).
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../fixtures/images")
-                .join(name),
-        )
-        .unwrap()
+        let bytes: &[u8] = match name {
+            "phone-orient6.jpg" => include_bytes!("../../../fixtures/images/phone-orient6.jpg"),
+            "photo-4x3.jpg" => include_bytes!("../../../fixtures/images/photo-4x3.jpg"),
+            "still.webp" => include_bytes!("../../../fixtures/images/still.webp"),
+            other => panic!("no fixture {other} compiled in"),
+        };
+        bytes.to_vec()
     }
 
     /// A plan reads a source's first 64 KiB; when every variant is current
