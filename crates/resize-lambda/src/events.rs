@@ -1,10 +1,12 @@
 //! Event documents in, tasks out: S3 notifications (direct, inside SQS
-//! messages, inside SNS notifications) and EventBridge "Object Created" /
-//! "Object Deleted" events. Parsing is pure and never fails: shapes we do
+//! messages, inside SNS notifications), EventBridge "Object Created" /
+//! "Object Deleted" events and S3 Batch Operations jobs ([`crate::batch`]). Parsing is pure and never fails: shapes we do
 //! not know are reported as ignored, so they are logged, not retried.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
+
+use crate::batch::{self, BatchJob};
 
 /// What to do for one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +26,17 @@ pub enum Task {
         bucket: String,
         /// The key, URL-decoded.
         key: String,
+    },
+    /// An object named by an S3 Batch Operations manifest.
+    Listed {
+        /// Bucket name.
+        bucket: String,
+        /// The key, URL-decoded.
+        key: String,
+        /// The version the manifest names, if any.
+        version_id: Option<String>,
+        /// Rebuild current variants too (`userArguments` `force`).
+        force: bool,
     },
 }
 
@@ -51,12 +64,18 @@ pub enum Invocation {
     },
     /// SQS: failed messages are reported in a batch response.
     Sqs(Vec<SqsItem>),
+    /// S3 Batch Operations: one result per task, and the invocation
+    /// itself always succeeds.
+    Batch(BatchJob),
     /// Nothing to do (an `s3:TestEvent`, an unknown shape).
     Ignored(String),
 }
 
 /// Parses an invocation payload.
 pub fn parse(payload: &Value) -> Invocation {
+    if batch::is_batch(payload) {
+        return Invocation::Batch(batch::parse(payload));
+    }
     if payload.get("Records").is_some_and(|r| {
         r.as_array()
             .and_then(|a| a.first())
@@ -76,6 +95,9 @@ pub fn parse(payload: &Value) -> Invocation {
                                 Invocation::Direct { tasks, ignored } => (tasks, ignored.first().cloned()),
                                 Invocation::Ignored(why) => (Vec::new(), Some(why)),
                                 Invocation::Sqs(_) => (Vec::new(), Some("nested sqs event".to_owned())),
+                                Invocation::Batch(_) => {
+                                    (Vec::new(), Some("batch operations event inside sqs".to_owned()))
+                                }
                             },
                             Err(_) => (Vec::new(), Some("message body is not JSON".to_owned())),
                         };
@@ -102,6 +124,7 @@ pub fn parse(payload: &Value) -> Invocation {
                     }
                     Ok(Invocation::Ignored(why)) => ignored.push(why),
                     Ok(Invocation::Sqs(_)) => ignored.push("sqs event inside sns".to_owned()),
+                    Ok(Invocation::Batch(_)) => ignored.push("batch operations event inside sns".to_owned()),
                     Err(_) => ignored.push("sns message is not JSON".to_owned()),
                 }
                 continue;

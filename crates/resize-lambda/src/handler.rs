@@ -5,18 +5,25 @@
 //! is logged and counted and does not fail the invocation: retrying cannot
 //! fix it. A transient one (S3 5xx, throttling, timeouts, refused
 //! connections) fails its record — the invocation for S3, SNS and
-//! EventBridge events, the message for SQS — so it is retried.
+//! EventBridge events, the message for SQS, the task for S3 Batch
+//! Operations — so it is retried.
+//!
+//! Work still running when the function's time is nearly up is given up
+//! on and answered as a transient failure: Lambda would otherwise end the
+//! invocation with no answer, which Batch Operations counts as a
+//! permanent failure of the task.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
-use resize_core::{error_chain, remove_variants, run_job, JobOptions, Outcome, Report};
-use resize_s3::{Client, S3Store};
+use resize_core::{error_chain, remove_variants, run_job, JobOptions, Outcome, Report, Skip};
+use resize_s3::{Client, S3Store, NULL_VERSION};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn, Instrument};
 
+use crate::batch::{self, BatchJob, ResultCode, TaskAnswer};
 use crate::config::Config;
 use crate::events::{self, Invocation, Task};
 use crate::metrics::Metrics;
@@ -62,8 +69,14 @@ impl TaskResult {
     }
 }
 
-/// Handles one invocation payload; `Err` asks Lambda to retry it.
-pub async fn handle(app: Arc<App>, payload: Value) -> Result<Value, String> {
+/// How long before the function's deadline unfinished work is given up
+/// on, so that the answer still reaches Lambda.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+/// Handles one invocation payload; `Err` asks Lambda to retry it. Work
+/// still running at `deadline` (the function's, less [`DEADLINE_MARGIN`])
+/// is answered as a transient failure.
+pub async fn handle(app: Arc<App>, payload: Value, deadline: Option<Instant>) -> Result<Value, String> {
     let started = Instant::now();
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     let answer = match events::parse(&payload) {
@@ -75,7 +88,7 @@ pub async fn handle(app: Arc<App>, payload: Value) -> Result<Value, String> {
             for why in &ignored {
                 info!(reason = %why, "record ignored");
             }
-            let results = run_all(&app, tasks, &metrics).await;
+            let results = run_all(&app, tasks, &metrics, deadline).await;
             let transient: Vec<String> = results
                 .iter()
                 .filter(|(_, r)| r.is_transient_failure())
@@ -104,7 +117,7 @@ pub async fn handle(app: Arc<App>, payload: Value) -> Result<Value, String> {
                 per_message.push(item.tasks.len());
             }
             let tasks: Vec<Task> = items.iter().flat_map(|i| i.tasks.iter().cloned()).collect();
-            let mut results = run_all(&app, tasks, &metrics).await.into_iter();
+            let mut results = run_all(&app, tasks, &metrics, deadline).await.into_iter();
             for (item, n) in items.iter().zip(per_message) {
                 let mine: Vec<(Task, TaskResult)> = results.by_ref().take(n).collect();
                 if mine.iter().any(|(_, r)| r.is_transient_failure()) {
@@ -124,6 +137,7 @@ pub async fn handle(app: Arc<App>, payload: Value) -> Result<Value, String> {
             response.batch_item_failures = failures;
             serde_json::to_value(response).map_err(|e| format!("cannot encode the batch response: {e}"))
         }
+        Invocation::Batch(job) => Ok(batch_job(&app, job, &metrics, deadline).await),
     };
     let mut m = metrics
         .lock()
@@ -134,9 +148,87 @@ pub async fn handle(app: Arc<App>, payload: Value) -> Result<Value, String> {
     answer
 }
 
+/// An S3 Batch Operations invocation: every task answered, the
+/// invocation itself a success whatever the tasks' fates.
+async fn batch_job(
+    app: &Arc<App>,
+    job: BatchJob,
+    metrics: &Arc<Mutex<Metrics>>,
+    deadline: Option<Instant>,
+) -> Value {
+    info!(
+        job_id = job.job_id.as_deref().unwrap_or("?"),
+        schema = job.schema.as_deref().unwrap_or("?"),
+        tasks = job.tasks.len(),
+        "batch operations invocation"
+    );
+    if job.unanswerable > 0 {
+        warn!(
+            tasks = job.unanswerable,
+            "batch tasks without a task id cannot be answered"
+        );
+    }
+    let mut answers: Vec<Option<TaskAnswer>> = job.tasks.iter().map(|_| None).collect();
+    let mut runnable = Vec::new();
+    let mut slots = Vec::new();
+    for (i, task) in job.tasks.iter().enumerate() {
+        match (&job.arguments, &task.target) {
+            (Err(why), _) | (_, Err(why)) => {
+                error!(task_id = %task.task_id, error = %why, "batch task refused");
+                answers[i] = Some(TaskAnswer::new(&task.task_id, ResultCode::PermanentFailure, why));
+            }
+            (Ok(arguments), Ok(target)) => {
+                runnable.push(Task::Listed {
+                    bucket: target.bucket.clone(),
+                    key: target.key.clone(),
+                    version_id: target.version_id.clone(),
+                    force: arguments.force,
+                });
+                slots.push(i);
+            }
+        }
+    }
+    for (i, (_, result)) in slots
+        .into_iter()
+        .zip(run_all(app, runnable, metrics, deadline).await)
+    {
+        answers[i] = Some(batch_answer(&job.tasks[i].task_id, &result));
+    }
+    let answers: Vec<TaskAnswer> = answers.into_iter().flatten().collect();
+    batch::response(&job, &answers)
+}
+
+/// How Batch Operations should count a task that ended in `result`.
+pub fn batch_answer(task_id: &str, result: &TaskResult) -> TaskAnswer {
+    let (code, text) = match result {
+        TaskResult::Written {
+            variants,
+            bytes_in,
+            bytes_out,
+        } => (
+            ResultCode::Succeeded,
+            format!("wrote {variants} variant(s), {bytes_out} bytes from {bytes_in}"),
+        ),
+        TaskResult::Deleted(n) => (ResultCode::Succeeded, format!("deleted {n} variant(s)")),
+        // Variants, keys outside the source prefixes, non-images and
+        // sources gone since the manifest was made are all done: a job
+        // over a whole bucket must not count its own outputs as failures.
+        TaskResult::Skipped(why) => (ResultCode::Succeeded, format!("skipped: {why}")),
+        TaskResult::Failed {
+            transient: true,
+            error,
+        } => (ResultCode::TemporaryFailure, error.clone()),
+        TaskResult::Failed {
+            transient: false,
+            error,
+        } => (ResultCode::PermanentFailure, error.clone()),
+    };
+    TaskAnswer::new(task_id, code, &text)
+}
+
 fn task_key(t: &Task) -> &str {
     match t {
-        Task::Created { key, .. } | Task::Removed { key, .. } => key,
+        Task::Created { key, .. } | Task::Removed { key, .. } | Task::Listed { key, .. } => key,
     }
 }
 
@@ -165,7 +257,13 @@ fn summary(results: &[(Task, TaskResult)], ignored: usize) -> Value {
 }
 
 /// Runs every task concurrently (bounded by the permits), keeping order.
-async fn run_all(app: &Arc<App>, tasks: Vec<Task>, metrics: &Arc<Mutex<Metrics>>) -> Vec<(Task, TaskResult)> {
+/// Tasks unfinished at `deadline` are transient failures.
+async fn run_all(
+    app: &Arc<App>,
+    tasks: Vec<Task>,
+    metrics: &Arc<Mutex<Metrics>>,
+    deadline: Option<Instant>,
+) -> Vec<(Task, TaskResult)> {
     let mut set = tokio::task::JoinSet::new();
     for (i, task) in tasks.iter().cloned().enumerate() {
         let app = Arc::clone(app);
@@ -185,21 +283,48 @@ async fn run_all(app: &Arc<App>, tasks: Vec<Task>, metrics: &Arc<Mutex<Metrics>>
         );
     }
     let mut results: Vec<Option<TaskResult>> = tasks.iter().map(|_| None).collect();
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok((i, r)) => results[i] = Some(r),
+    let mut out_of_time = false;
+    loop {
+        let next = match deadline {
+            Some(at) => match tokio::time::timeout_at(at.into(), set.join_next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    out_of_time = true;
+                    break;
+                }
+            },
+            None => set.join_next().await,
+        };
+        match next {
+            Some(Ok((i, r))) => results[i] = Some(r),
             // The task body catches panics itself; a join error means the
             // runtime is shutting down. Unfilled slots are reported below.
-            Err(e) => error!(error = %e, "task did not finish"),
+            Some(Err(e)) => error!(error = %e, "task did not finish"),
+            None => break,
         }
     }
+    if out_of_time {
+        // A job already rendering runs on to its end on its blocking
+        // thread; its S3 writes are whole or absent, and the retry finds
+        // whatever it finished current.
+        set.abort_all();
+        warn!(
+            unfinished = results.iter().filter(|r| r.is_none()).count(),
+            "the function's time is nearly up; unfinished tasks are answered as transient failures"
+        );
+    }
+    let unfinished = if out_of_time {
+        "the function's time ran out before this task finished"
+    } else {
+        "task did not finish"
+    };
     tasks
         .into_iter()
         .zip(results)
         .map(|(t, r)| {
-            let r = r.unwrap_or(TaskResult::Failed {
+            let r = r.unwrap_or_else(|| TaskResult::Failed {
                 transient: true,
-                error: "task did not finish".to_owned(),
+                error: unfinished.to_owned(),
             });
             (t, r)
         })
@@ -209,7 +334,13 @@ async fn run_all(app: &Arc<App>, tasks: Vec<Task>, metrics: &Arc<Mutex<Metrics>>
 async fn run_task(app: &Arc<App>, task: &Task) -> TaskResult {
     let started = Instant::now();
     let result = match task {
-        Task::Created { bucket, key, .. } => created(app, bucket, key).await,
+        Task::Created { bucket, key, .. } => created(app, bucket, key, None, false).await,
+        Task::Listed {
+            bucket,
+            key,
+            version_id,
+            force,
+        } => created(app, bucket, key, version_id.as_deref(), *force).await,
         Task::Removed { bucket, key } => removed(app, bucket, key).await,
     };
     let ms = started.elapsed().as_millis() as u64;
@@ -239,20 +370,45 @@ async fn run_task(app: &Arc<App>, task: &Task) -> TaskResult {
     result
 }
 
-/// An upload: the core's job, on a blocking thread (it calls S3 through
-/// the runtime's handle and renders on rayon's pool). The core decides
-/// everything — source key, variant marker, size limit, what is current —
-/// and contains a codec's panic as this image's failure.
-async fn created(app: &Arc<App>, bucket: &str, key: &str) -> TaskResult {
+/// An upload or a listed object: the core's job, on a blocking thread (it
+/// calls S3 through the runtime's handle and renders on rayon's pool). The
+/// core decides everything — source key, variant marker, size limit, what
+/// is current — and contains a codec's panic as this image's failure.
+///
+/// `version_id` (Batch Operations) pins the source's reads to that version
+/// while it is the current one. A version since replaced is skipped: its
+/// variants would overwrite those of the newer photo, which has its own
+/// event (and its own task, in a manifest of every version).
+async fn created(
+    app: &Arc<App>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    force: bool,
+) -> TaskResult {
     let Ok(_permit) = app.permits.acquire().await else {
         return failed(true, "shutting down".to_owned());
     };
-    let store = app.store(bucket);
+    let mut store = app.store(bucket);
+    // Only a source's version matters: the core skips other keys unread.
+    let named = version_id.filter(|v| *v != NULL_VERSION && app.config.recipe.source_key(key).is_ok());
+    if let Some(wanted) = named {
+        match store.current_version(key).await {
+            Err(e) => return failed(e.is_transient(), error_chain(&e)),
+            Ok(None) => return TaskResult::Skipped(Skip::Gone.to_string()),
+            Ok(Some(current)) if current != wanted => {
+                return TaskResult::Skipped(format!(
+                    "version `{wanted}` is no longer current (`{current}` is); variants follow the current version"
+                ))
+            }
+            Ok(Some(_)) => store = store.with_version(key, wanted),
+        }
+    }
     let job_app = Arc::clone(app);
     blocking(key, move |key| {
         let options = JobOptions {
             budget: job_app.config.budget.clone(),
-            ..JobOptions::default()
+            force,
         };
         run_job(&store, &job_app.config.recipe, key, options)
     })
@@ -307,4 +463,143 @@ fn task_result(report: Report) -> TaskResult {
 
 fn failed(transient: bool, error: String) -> TaskResult {
     TaskResult::Failed { transient, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use resize_core::{JobError, MemoryStorage, Recipe, StorageError};
+    use resize_testkit::fixture;
+
+    use super::*;
+
+    /// A job's report, as the handler turns it into a task result, to the
+    /// Batch Operations answer: its code, and text containing `says`.
+    #[track_caller]
+    fn check(result: TaskResult, code: ResultCode, says: &str) {
+        let answer = batch_answer("task-1", &result);
+        assert_eq!(answer.task_id, "task-1");
+        assert_eq!(answer.code, code, "{result:?} → {answer:?}");
+        assert!(
+            answer.text.contains(says),
+            "{:?} does not say {says:?}",
+            answer.text
+        );
+    }
+
+    fn recipe() -> Recipe {
+        Recipe::from_lookup(|name| {
+            let value = match name {
+                "SIZES" => "40,80",
+                "FORMATS" => "jpeg",
+                "REPLACEMENTS" => "original:resized",
+                "MAX_PIXELS" => "20000000",
+                _ => return None,
+            };
+            Some(value.to_owned())
+        })
+        .expect("a valid recipe")
+    }
+
+    /// Every outcome the core gives, from real jobs over an in-memory
+    /// store, lands on the result code the issue asks for.
+    #[test]
+    fn every_outcome_maps_to_its_result_code() {
+        let recipe = recipe();
+        let store = MemoryStorage::new();
+        store.insert("original/a b+c.jpg", fixture("images/photo-4x3.jpg"));
+        store.insert("original/notes.txt", b"not an image".to_vec());
+        store.insert("original/corrupt.jpg", fixture("bad/truncated-jpg.jpg"));
+        store.insert("original/fake.png", fixture("bad/text-named.png"));
+        store.insert("original/huge.png", fixture("bad/huge-header-png.png"));
+        store.insert("original/tiny.png", fixture("images/one-pixel.png"));
+        store.insert("elsewhere/a.jpg", fixture("images/photo-4x3.jpg"));
+        let run = |key: &str, force: bool| {
+            let options = JobOptions {
+                force,
+                ..JobOptions::default()
+            };
+            task_result(run_job(&store, &recipe, key, options))
+        };
+        use ResultCode::*;
+        check(run("original/a b+c.jpg", false), Succeeded, "wrote 2 variant(s)");
+        check(
+            run("original/a b+c.jpg", false),
+            Succeeded,
+            "skipped: all variants are up to date",
+        );
+        check(run("original/a b+c.jpg", true), Succeeded, "wrote 2 variant(s)");
+        // The job's own outputs, in a manifest of the whole bucket.
+        check(run("resized/a b+c-40.jpg", false), Succeeded, "skipped:");
+        check(run("original/notes.txt", false), Succeeded, "skipped:");
+        check(run("elsewhere/a.jpg", false), Succeeded, "skipped:");
+        check(
+            run("original/gone.jpg", false),
+            Succeeded,
+            "skipped: source no longer exists",
+        );
+        check(run("original/tiny.png", false), Succeeded, "skipped:");
+        check(
+            run("original/corrupt.jpg", false),
+            PermanentFailure,
+            "cannot render `original/corrupt.jpg`",
+        );
+        check(run("original/fake.png", false), PermanentFailure, "cannot render");
+        check(
+            run("original/huge.png", false),
+            PermanentFailure,
+            "over the limit of 20000000 pixels",
+        );
+        // Storage trouble: transient or not, as the store says.
+        let storage = |transient: bool| {
+            let message = "s3 get `k` failed: SlowDown (http 503)".to_owned();
+            let source = if transient {
+                StorageError::Transient {
+                    message,
+                    source: None,
+                }
+            } else {
+                StorageError::Permanent {
+                    message,
+                    source: None,
+                }
+            };
+            task_result(Report {
+                key: "k".to_owned(),
+                bytes_in: 0,
+                outcome: Outcome::Failed(JobError::Get {
+                    key: "k".to_owned(),
+                    source,
+                }),
+            })
+        };
+        check(
+            storage(true),
+            TemporaryFailure,
+            "cannot read `k`: s3 get `k` failed: SlowDown",
+        );
+        check(storage(false), PermanentFailure, "cannot read `k`");
+        let panicked = Outcome::Failed(JobError::Panic {
+            key: "k".to_owned(),
+            message: "boom".to_owned(),
+        });
+        check(
+            task_result(Report {
+                key: "k".to_owned(),
+                bytes_in: 0,
+                outcome: panicked,
+            }),
+            PermanentFailure,
+            "panic: boom",
+        );
+        // What the handler itself adds: time running out, a removal.
+        check(
+            failed(
+                true,
+                "the function's time ran out before this task finished".to_owned(),
+            ),
+            TemporaryFailure,
+            "time ran out",
+        );
+        check(TaskResult::Deleted(3), Succeeded, "deleted 3");
+    }
 }

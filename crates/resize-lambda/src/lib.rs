@@ -5,9 +5,10 @@
 //! the core's job.
 
 //!
-//! Without the default `runtime` feature only [`config`] and [`events`] are
+//! Without the default `runtime` feature only [`batch`], [`config`] and [`events`] are
 //! built: pure parsing, no SDK, no async runtime (the fuzz targets use that).
 
+pub mod batch;
 pub mod config;
 pub mod events;
 #[cfg(feature = "runtime")]

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -79,13 +79,28 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         let app = Arc::clone(&app);
         async move {
             let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-            handler::handle(app, event.payload)
+            let deadline = answer_by(event.context.deadline);
+            handler::handle(app, event.payload, deadline)
                 .instrument(span)
                 .await
                 .map_err(lambda_runtime::Error::from)
         }
     }))
     .await
+}
+
+/// When unfinished work must be given up on: [`handler::DEADLINE_MARGIN`]
+/// before the invocation's deadline (milliseconds since the epoch, from
+/// the Runtime API). `None` when there is none.
+fn answer_by(deadline_ms: u64) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Some(Instant::now() + left.saturating_sub(handler::DEADLINE_MARGIN))
 }
 
 /// Has glibc's `malloc` map each block of 128 KiB and up on its own and

@@ -248,6 +248,9 @@ pub struct S3Store {
     cache_control: Option<String>,
     patience: Duration,
     requests: RequestLimit,
+    /// A key whose reads ask for one version of it (store-relative key,
+    /// version id): a Batch Operations task names the version it means.
+    pinned: Option<(String, String)>,
 }
 
 /// The most S3 requests in flight at once, shared by the stores given it
@@ -263,6 +266,10 @@ impl RequestLimit {
     }
 }
 
+/// The version id S3 gives an object in a bucket that never had
+/// versioning enabled.
+pub const NULL_VERSION: &str = "null";
+
 /// Requests in flight per store unless it is given a shared limit.
 pub const DEFAULT_REQUESTS: usize = 32;
 
@@ -277,6 +284,83 @@ impl S3Store {
             cache_control: None,
             patience: DEFAULT_PATIENCE,
             requests: RequestLimit::new(DEFAULT_REQUESTS),
+            pinned: None,
+        }
+    }
+
+    /// Reads of `key` (GET and HEAD) ask for `version_id`, so the bytes
+    /// rendered are that version's even if another is uploaded meanwhile.
+    /// A version that no longer exists reads as missing.
+    pub fn with_version(mut self, key: &str, version_id: &str) -> S3Store {
+        self.pinned = Some((key.to_owned(), version_id.to_owned()));
+        self
+    }
+
+    /// The version id of `key` as it is now (HEAD): `None` when there is
+    /// no such object, [`NULL_VERSION`] in a bucket that never had
+    /// versioning (S3 sends no version id there).
+    pub async fn current_version(&self, key: &str) -> Result<Option<String>, StorageError> {
+        let full = self.full(key);
+        match self
+            .patiently(|| self.client.head_object().bucket(&self.bucket).key(&full).send())
+            .await
+        {
+            Ok(out) => Ok(Some(out.version_id().unwrap_or(NULL_VERSION).to_owned())),
+            Err(e) => match self.read_error(e, &full, "head").await {
+                StorageError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The version id reads of `key` ask for, if it is pinned.
+    fn version_of(&self, key: &str) -> Option<String> {
+        self.pinned
+            .as_ref()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Sorts a failed read like [`classify`], after telling a missing key
+    /// from a forbidden one: without `s3:ListBucket` S3 answers a read of
+    /// a missing key with 403, so on 403 the store lists the key itself
+    /// (which a prefix-scoped `s3:ListBucket` allows) and reports it
+    /// missing when it is not there. A pinned version that is now a delete
+    /// marker (405) is missing too.
+    async fn read_error<E>(&self, e: SdkError<E, HttpResponse>, full: &str, op: &str) -> StorageError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        let missing = match status {
+            Some(403) => self.absent(full).await,
+            Some(405) => self.pinned.is_some(),
+            _ => false,
+        };
+        if missing {
+            StorageError::NotFound(full.to_owned())
+        } else {
+            classify(e, full, op)
+        }
+    }
+
+    /// Whether listing `full` as a prefix shows that no object has that
+    /// key; `false` when the listing itself fails (the read's own error
+    /// then stands).
+    async fn absent(&self, full: &str) -> bool {
+        let listed = self
+            .patiently(|| {
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(full)
+                    .max_keys(1)
+                    .send()
+            })
+            .await;
+        match listed {
+            Ok(out) => out.contents().first().and_then(|o| o.key()) != Some(full),
+            Err(_) => false,
         }
     }
 
@@ -347,10 +431,21 @@ impl S3Store {
 
     async fn get_async(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
         let full = self.full(key);
-        let out = self
-            .patiently(|| self.client.get_object().bucket(&self.bucket).key(&full).send())
+        let version = self.version_of(key);
+        let out = match self
+            .patiently(|| {
+                self.client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .set_version_id(version.clone())
+                    .send()
+            })
             .await
-            .map_err(|e| classify(e, &full, "get"))?;
+        {
+            Ok(out) => out,
+            Err(e) => return Err(self.read_error(e, &full, "get").await),
+        };
         let size = length(out.content_length());
         fetched(out, key, &full, size, limit).await
     }
@@ -360,6 +455,7 @@ impl S3Store {
     async fn get_start_async(&self, key: &str, max: u64, limit: u64) -> Result<Fetched, StorageError> {
         let full = self.full(key);
         let range = format!("bytes=0-{}", max.saturating_sub(1));
+        let version = self.version_of(key);
         let out = match self
             .patiently(|| {
                 self.client
@@ -367,6 +463,7 @@ impl S3Store {
                     .bucket(&self.bucket)
                     .key(&full)
                     .range(&range)
+                    .set_version_id(version.clone())
                     .send()
             })
             .await
@@ -376,7 +473,7 @@ impl S3Store {
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
                 return self.get_async(key, limit).await;
             }
-            Err(e) => return Err(classify(e, &full, "get")),
+            Err(e) => return Err(self.read_error(e, &full, "get").await),
         };
         let part = length(out.content_length());
         // `bytes 0-65535/1234567`: the whole object's size after the slash.
@@ -393,8 +490,16 @@ impl S3Store {
 
     async fn head_async(&self, key: &str) -> Result<Option<Meta>, StorageError> {
         let full = self.full(key);
+        let version = self.version_of(key);
         match self
-            .patiently(|| self.client.head_object().bucket(&self.bucket).key(&full).send())
+            .patiently(|| {
+                self.client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .set_version_id(version.clone())
+                    .send()
+            })
             .await
         {
             Ok(out) => Ok(Some(meta(
@@ -407,6 +512,10 @@ impl S3Store {
             // answers a HEAD of a missing key with 403, not 404. The function
             // may read every key it looks at, so 403 here means "absent".
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(None),
+            // A pinned version that is now a delete marker.
+            Err(e) if version.is_some() && e.raw_response().is_some_and(|r| r.status().as_u16() == 405) => {
+                Ok(None)
+            }
             Err(e) => match classify(e, &full, "head") {
                 StorageError::NotFound(_) => Ok(None),
                 other => Err(other),
