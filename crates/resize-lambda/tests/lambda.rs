@@ -7,6 +7,8 @@
 //! `.ci/run` / `cargo xtask ci` install it. The tests fail, never skip,
 //! when it is missing.
 
+#[path = "lambda/batch.rs"]
+mod batch;
 #[path = "lambda/bench.rs"]
 mod bench;
 #[path = "lambda/faults.rs"]

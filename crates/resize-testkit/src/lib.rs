@@ -281,6 +281,23 @@ impl World {
         self.create_bucket()
     }
 
+    /// Turns versioning on for [`BUCKET`]: every put keeps the one before.
+    pub fn enable_versioning(&self) {
+        use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+        let config = VersioningConfiguration::builder()
+            .status(BucketVersioningStatus::Enabled)
+            .build();
+        self.rt
+            .block_on(
+                self.client
+                    .put_bucket_versioning()
+                    .bucket(BUCKET)
+                    .versioning_configuration(config)
+                    .send(),
+            )
+            .unwrap_or_else(|e| panic!("enable versioning: {e:?}"));
+    }
+
     pub fn put(&self, key: &str, bytes: Vec<u8>, metadata: &[(&str, &str)]) {
         let mut req = self
             .client

@@ -56,6 +56,14 @@ pub enum Mode {
     /// Every `n`-th request fails with this fault, retries or not: S3
     /// throttling a busy prefix, which no fixed number of attempts beats.
     EveryNth(usize, Fault),
+    /// S3 for credentials without `s3:ListBucket` on the object's key: a
+    /// read of a missing object is answered 403 `AccessDenied`, not 404.
+    /// `list` says whether listing the bucket is allowed (a prefix-scoped
+    /// `s3:ListBucket`); when it is not, every listing is 403 too.
+    MissingAsDenied {
+        /// Whether ListObjectsV2 is answered.
+        list: bool,
+    },
 }
 
 /// One request as the proxy saw it.
@@ -241,7 +249,15 @@ async fn handle_request(
         fault,
     };
     let Some(fault) = fault else {
-        let result = forward(shared.upstream, parts, body).await;
+        let hidden = matches!(*lock(&shared.mode), Mode::MissingAsDenied { .. });
+        let result = forward(shared.upstream, parts, body)
+            .await
+            .map(|r| match r.status() {
+                StatusCode::NOT_FOUND if hidden && !logged.key.is_empty() => {
+                    error_reply(&method, StatusCode::FORBIDDEN, "AccessDenied")
+                }
+                _ => r,
+            });
         if let Ok(r) = &result {
             logged.status = Some(r.status().as_u16());
             logged.bytes = r.body().size_hint_exact();
@@ -304,6 +320,10 @@ fn decide(shared: &Shared, method: &str, path: &str) -> Option<Fault> {
         Mode::Pass => None,
         Mode::EveryNth(n, f) => s.seen.is_multiple_of(n).then_some(f),
         Mode::Always(m, f) => (m == method).then_some(f),
+        Mode::MissingAsDenied { list } => {
+            let listing = method == "GET" && key_of(path).is_empty();
+            (listing && !list).then_some(Fault::AccessDenied)
+        }
         Mode::FirstAttemptOfEvery(n) if attempt == 1 => {
             s.distinct += 1;
             s.distinct

@@ -57,7 +57,13 @@ struct State {
     init_error: Option<(Option<String>, String)>,
     first_next: Option<Instant>,
     shutdown: bool,
+    /// The function's timeout, from which each invocation's deadline is
+    /// set; [`DEFAULT_TIMEOUT`] unless [`RuntimeApi::set_timeout`] is used.
+    timeout: Option<Duration>,
 }
+
+/// The function timeout the Runtime API gives invocations by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Shared {
     state: Mutex<State>,
@@ -111,6 +117,12 @@ impl RuntimeApi {
             .push_back((id.clone(), event.to_string()));
         self.shared.changed.notify_all();
         id
+    }
+
+    /// Sets the function's timeout: invocations handed out from now on get
+    /// a deadline this far ahead (`Lambda-Runtime-Deadline-Ms`).
+    pub fn set_timeout(&self, timeout: Duration) {
+        lock(&self.shared.state).timeout = Some(timeout);
     }
 
     /// Waits up to [`WAIT`] for the answer to request `id`.
@@ -224,10 +236,11 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Inf
             else {
                 return Ok(reply(StatusCode::GONE, &[], "{}"));
             };
+            let timeout = lock(&shared.state).timeout.unwrap_or(DEFAULT_TIMEOUT);
             let deadline = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis())
-                + 60_000;
+                + timeout.as_millis();
             reply(
                 StatusCode::OK,
                 &[

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{event, fixture, s3_event, Answer, Lambda, World, BUCKET, SECRET};
 
-const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
 /// The summary a direct (S3, SNS, EventBridge) invocation answers with.
 fn summary(records: u64, written: u64, deleted: u64, skipped: u64, failed: Value) -> Value {
@@ -23,7 +23,7 @@ fn summary(records: u64, written: u64, deleted: u64, skipped: u64, failed: Value
 /// each with its pixel size, content type, cache control and metadata
 /// naming `source` and the source's current ETag.
 #[track_caller]
-fn check_variants(world: &World, source: &str, prefix: &str, expect: &[(&str, u32, u32)]) {
+pub fn check_variants(world: &World, source: &str, prefix: &str, expect: &[(&str, u32, u32)]) {
     let source_etag = world
         .head(source)
         .unwrap_or_else(|| panic!("source {source} is gone"))
