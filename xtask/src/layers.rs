@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 /// resize-core's modules, lowest layer first. Modules of one layer may not
 /// name each other.
 pub const CORE_LAYERS: &[&[&str]] = &[
-    &["values"],
+    &["values", "fixtures"],
     &["geometry"],
     &["keys"],
     &["recipe"],

@@ -38,6 +38,31 @@ use crate::report::{ImageLine, Summary};
 #[global_allocator]
 static ALLOCATOR: huge_pages::HugePages = huge_pages::HugePages;
 
+/// Where variants are written and where local sources are read. A local
+/// `--out` store does both: it knows the walked files, and reads a source
+/// from where the walk found it. With an S3 `--out`, local sources have a
+/// read-only store of their own.
+enum Stores {
+    Local(FsStorage),
+    S3 { sources: FsStorage, out: S3Store },
+}
+
+impl Stores {
+    fn outputs(&self) -> &dyn Storage {
+        match self {
+            Stores::Local(fs) => fs,
+            Stores::S3 { out, .. } => out,
+        }
+    }
+
+    fn local_sources(&self) -> &dyn Storage {
+        match self {
+            Stores::Local(fs) => fs,
+            Stores::S3 { sources, .. } => sources,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     #[cfg(target_os = "linux")]
     huge_pages::map_large_blocks();
@@ -122,38 +147,25 @@ fn run(args: &Args) -> Result<Summary, Failure> {
         Location::S3(_) => walk::walk(&local_inputs, None),
     }
     .map_err(usage)?;
-    let local_out = match &out {
-        Location::Local(dir) => Some(
+    let stores = match (&out, &cloud) {
+        (Location::Local(dir), _) => Stores::Local(
             FsStorage::new(dir, &walked.files, args.dry_run)
                 .context("cannot prepare the output directory")
                 .map_err(usage)?,
         ),
-        Location::S3(_) => None,
-    };
-    let local_sources = match &local_out {
-        Some(_) => None,
-        None => Some(FsStorage::sources_only(&walked.files)),
-    };
-    let s3_out_store = match (&cloud, s3_out) {
-        (Some(cloud), Some(url)) => Some(cloud.destination(url)),
-        _ => None,
+        (Location::S3(url), Some(cloud)) => Stores::S3 {
+            sources: FsStorage::sources_only(&walked.files),
+            out: cloud.destination(url),
+        },
+        // An S3 `--out` connects the cloud above.
+        (Location::S3(_), None) => return Err(Failure::Other(anyhow::anyhow!("no S3 connection for --out"))),
     };
     let buckets: Vec<S3Store> = match &cloud {
         Some(cloud) => s3_inputs.iter().map(|u| cloud.bucket(u)).collect(),
         None => Vec::new(),
     };
-    // Where each input's sources are read and every variant is written.
-    let outputs: &dyn Storage = match (&local_out, &s3_out_store) {
-        (Some(fs), _) => fs,
-        (None, Some(s3)) => s3,
-        // `out` is local or S3, and each has its store above.
-        (None, None) => return Err(Failure::Other(anyhow::anyhow!("no output store"))),
-    };
-    let local_reader: &dyn Storage = match (&local_out, &local_sources) {
-        (Some(fs), _) => fs,
-        (None, Some(fs)) => fs,
-        (None, None) => outputs,
-    };
+    let outputs = stores.outputs();
+    let local_reader = stores.local_sources();
 
     let progress = report::Progress::new(0, std::io::stderr().is_terminal(), args.quiet);
     let lines: Mutex<Vec<ImageLine>> = Mutex::new(Vec::new());
@@ -245,7 +257,7 @@ fn run(args: &Args) -> Result<Summary, Failure> {
         let _ = feeder.join();
     });
     progress.finish();
-    if let (false, Some(fs)) = (args.dry_run, &local_out) {
+    if let (false, Stores::Local(fs)) = (args.dry_run, &stores) {
         fs.state
             .flush()
             .context("cannot update the output directory's state file")

@@ -831,6 +831,7 @@ mod tests {
     use std::io::Cursor;
 
     use super::*;
+    use crate::fixtures::fixture;
     use crate::storage::MemoryStorage;
 
     fn recipe(settings: &[(&str, &str)]) -> Recipe {
@@ -966,18 +967,6 @@ mod tests {
         fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
             self.inner.put(key, object)
         }
-    }
-
-    /// A fixture, compiled in (resize-core's sources do no I/O, tests
-    /// included: `cargo xtask ci core-deps`).
-    fn fixture(name: &str) -> Vec<u8> {
-        let bytes: &[u8] = match name {
-            "phone-orient6.jpg" => include_bytes!("../../../fixtures/images/phone-orient6.jpg"),
-            "photo-4x3.jpg" => include_bytes!("../../../fixtures/images/photo-4x3.jpg"),
-            "still.webp" => include_bytes!("../../../fixtures/images/still.webp"),
-            other => panic!("no fixture {other} compiled in"),
-        };
-        bytes.to_vec()
     }
 
     /// A plan reads a source's first 64 KiB; when every variant is current

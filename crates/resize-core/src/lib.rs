@@ -57,6 +57,8 @@
 // module names only modules of lower layers): values; geometry; keys;
 // recipe; pixels, storage and budget; job; settings.
 mod budget;
+#[cfg(test)]
+mod fixtures;
 mod geometry;
 mod job;
 mod keys;

@@ -811,21 +811,7 @@ fn map_err(format: &'static str, e: image::ImageError) -> RenderError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A fixture, compiled in (resize-core's sources do no I/O, tests
-    /// included: `cargo xtask ci core-deps`).
-    fn fixture(name: &str) -> Vec<u8> {
-        let bytes: &[u8] = match name {
-            "phone-orient6.jpg" => include_bytes!("../../../../fixtures/images/phone-orient6.jpg"),
-            "photo-4x3.jpg" => include_bytes!("../../../../fixtures/images/photo-4x3.jpg"),
-            "alpha.png" => include_bytes!("../../../../fixtures/images/alpha.png"),
-            "still.webp" => include_bytes!("../../../../fixtures/images/still.webp"),
-            "photo.tiff" => include_bytes!("../../../../fixtures/images/photo.tiff"),
-            "animated.gif" => include_bytes!("../../../../fixtures/images/animated.gif"),
-            other => panic!("no fixture {other} compiled in"),
-        };
-        bytes.to_vec()
-    }
+    use crate::fixtures::fixture;
 
     /// Whether the first `len` bytes of a fixture hold its header, for
     /// every cut: never before the header's last byte, always after it.
