@@ -31,6 +31,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
 pub use aws_sdk_s3::Client;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -429,20 +430,30 @@ impl S3Store {
         &self.bucket
     }
 
+    /// A GET of `key` (at `full` in the bucket), of its pinned version if
+    /// it has one, of `range` if given.
+    async fn get_object(
+        &self,
+        key: &str,
+        full: &str,
+        range: Option<String>,
+    ) -> Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>> {
+        let version = self.version_of(key);
+        self.patiently(|| {
+            self.client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(full)
+                .set_range(range.clone())
+                .set_version_id(version.clone())
+                .send()
+        })
+        .await
+    }
+
     async fn get_async(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
         let full = self.full(key);
-        let version = self.version_of(key);
-        let out = match self
-            .patiently(|| {
-                self.client
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(&full)
-                    .set_version_id(version.clone())
-                    .send()
-            })
-            .await
-        {
+        let out = match self.get_object(key, &full, None).await {
             Ok(out) => out,
             Err(e) => return Err(self.read_error(e, &full, "get").await),
         };
@@ -455,19 +466,7 @@ impl S3Store {
     async fn get_start_async(&self, key: &str, max: u64, limit: u64) -> Result<Fetched, StorageError> {
         let full = self.full(key);
         let range = format!("bytes=0-{}", max.saturating_sub(1));
-        let version = self.version_of(key);
-        let out = match self
-            .patiently(|| {
-                self.client
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(&full)
-                    .range(&range)
-                    .set_version_id(version.clone())
-                    .send()
-            })
-            .await
-        {
+        let out = match self.get_object(key, &full, Some(range)).await {
             Ok(out) => out,
             // An empty object has no byte 0: S3 answers 416. Read it whole.
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
@@ -668,7 +667,7 @@ impl Storage for S3Store {
 /// one over `limit` is refused before its body is read (the size arrives
 /// with the headers; dropping the body closes it).
 async fn fetched(
-    out: aws_sdk_s3::operation::get_object::GetObjectOutput,
+    out: GetObjectOutput,
     key: &str,
     full: &str,
     size: Option<u64>,

@@ -26,9 +26,9 @@ const GOOD: (&str, &str) = (
     "original/trips/summer+2024/a%2Bb.jpg",
 );
 
-/// A schema 1.0 invocation: one task per `(task id, encoded key)`.
-fn v1(tasks: &[(&str, &str)]) -> Value {
-    let mut e = event("batch-v1");
+/// The event fixture `name` with one task per `(task id, encoded key)`.
+fn with_tasks(name: &str, tasks: &[(&str, &str)]) -> Value {
+    let mut e = event(name);
     let template = e["tasks"][0].clone();
     e["tasks"] = tasks
         .iter()
@@ -42,20 +42,15 @@ fn v1(tasks: &[(&str, &str)]) -> Value {
     e
 }
 
+/// A schema 1.0 invocation (the bucket by ARN).
+fn v1(tasks: &[(&str, &str)]) -> Value {
+    with_tasks("batch-v1", tasks)
+}
+
 /// A schema 2.0 invocation with `arguments` as the job's userArguments.
 fn v2(arguments: Value, tasks: &[(&str, &str)]) -> Value {
-    let mut e = event("batch-v2");
+    let mut e = with_tasks("batch-v2", tasks);
     e["job"]["userArguments"] = arguments;
-    let template = e["tasks"][0].clone();
-    e["tasks"] = tasks
-        .iter()
-        .map(|(id, key)| {
-            let mut t = template.clone();
-            t["taskId"] = json!(id);
-            t["s3Key"] = json!(key);
-            t
-        })
-        .collect();
     e
 }
 
