@@ -421,3 +421,24 @@ fn a_vanished_source_reads_as_missing_where_the_prefix_may_be_listed() {
         &[("t-gone", "PermanentFailure", "AccessDenied")],
     );
 }
+
+/// Throttling that outlasts the function's patience (`S3_TIMEOUT_MS`) is
+/// for S3 to retry later, not a failure of the photo.
+#[test]
+fn throttling_beyond_the_patience_is_a_temporary_failure() {
+    let world = World::new().expect("an S3 world: moto and a bucket");
+    world.put_fixture(GOOD.0, "images/photo-4x3.jpg");
+    let proxy = S3Proxy::start(world.port, Mode::Always("GET", Fault::SlowDown)).expect("start the S3 proxy");
+    let settings: Vec<(&str, &str)> = SETTINGS
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "S3_TIMEOUT_MS")
+        .chain([("S3_TIMEOUT_MS", "1500")])
+        .collect();
+    let mut lambda = Lambda::start_with_s3_port(proxy.port, &settings);
+    let sent = v2(json!({}), &[("t-good", GOOD.1)]);
+    check(&mut lambda, &sent, &[("t-good", "TemporaryFailure", "SlowDown")]);
+    let throttled = proxy.count("GET", "original/");
+    assert!(throttled > 3, "given up after {throttled} GETs: no patience");
+    assert_eq!(world.keys("resized/"), Vec::<String>::new());
+}
