@@ -246,6 +246,7 @@ mod tests {
 
     #[test]
     fn architecture_line() {
-        assert!(layers_line().starts_with("`values` → `geometry` → `keys` → `recipe` → `pixels`, `storage`"));
+        assert!(layers_line()
+            .starts_with("`values`, `fixtures` → `geometry` → `keys` → `recipe` → `pixels`, `storage`"));
     }
 }
