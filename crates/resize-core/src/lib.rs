@@ -93,5 +93,7 @@ pub use values::{
 /// profiling (the stage benchmark in `resize-bench`) or for programs that
 /// want the decoded or resized pixels themselves.
 pub mod stages {
-    pub use crate::pixels::{decode, encode, halve, resize, Channels, Decoded};
+    pub use crate::pixels::{
+        decode, encode, halve, placeholders, resize, Channels, Decoded, Placeholders, PLACEHOLDER_MAX_SIDE,
+    };
 }

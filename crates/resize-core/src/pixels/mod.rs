@@ -17,6 +17,7 @@ mod decode;
 mod encode;
 mod memory;
 mod orient;
+mod placeholder;
 mod resize;
 
 use decode::Input;
@@ -31,6 +32,7 @@ use crate::recipe::Recipe;
 use crate::values::{Format, Limits};
 
 pub use memory::working_set;
+pub use placeholder::{placeholders, Placeholders, MAX_SIDE as PLACEHOLDER_MAX_SIDE};
 
 /// An image could not be rendered. Every variant is permanent for the bytes
 /// given: retrying the same input cannot succeed.
@@ -120,6 +122,17 @@ pub enum RenderError {
         /// Output height.
         height: u32,
         /// What the colour engine reported.
+        message: String,
+    },
+    /// Computing the placeholders of the small rendering failed; a bug
+    /// rather than a property of the input.
+    #[error("cannot compute the placeholders of the {width}x{height} rendering: {message}")]
+    Placeholder {
+        /// Rendering width.
+        width: u32,
+        /// Rendering height.
+        height: u32,
+        /// What went wrong.
         message: String,
     },
 }
