@@ -78,7 +78,10 @@ pub use keys::{
     KeyTooLong, NotASource, Replacement, SourceKey, Template, DEFAULT_TEMPLATE, MAX_KEY_BYTES,
     SOURCE_EXTENSIONS,
 };
-pub use pixels::{probe, probe_start, render, render_owned, working_set, Probe, RenderError, Rendition};
+pub use pixels::{
+    probe, probe_start, render, render_owned, render_with_placeholders, working_set, Placeholders, Probe,
+    RenderError, Rendered, Rendition, PLACEHOLDER_MAX_SIDE,
+};
 pub use recipe::{Fingerprint, Recipe, RecipeBuilder, PIPELINE_VERSION};
 pub use settings::{Setting, SettingsError, SETTINGS};
 pub use storage::{
@@ -93,7 +96,5 @@ pub use values::{
 /// profiling (the stage benchmark in `resize-bench`) or for programs that
 /// want the decoded or resized pixels themselves.
 pub mod stages {
-    pub use crate::pixels::{
-        decode, encode, halve, placeholders, resize, Channels, Decoded, Placeholders, PLACEHOLDER_MAX_SIDE,
-    };
+    pub use crate::pixels::{decode, encode, halve, placeholders, resize, Channels, Decoded};
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use moxcms::{ColorProfile, DataColorSpace, Layout, RenderingIntent, TransformExecutor, TransformOptions};
 
+use super::Channels;
 use crate::values::Rgb;
 
 /// Composites RGBA over an opaque background, giving RGB.
@@ -19,6 +20,18 @@ pub(super) fn flatten(rgba: &[u8], bg: Rgb) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Pixels of any layout as RGBA (gray and RGB opaque), for the placeholders.
+pub(super) fn to_rgba(pixels: &[u8], channels: Channels) -> Vec<u8> {
+    match channels {
+        Channels::Rgba => pixels.to_vec(),
+        Channels::Rgb => pixels
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        Channels::Gray => pixels.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+    }
 }
 
 /// A transform from `icc` to sRGB, or `None` when the profile is not RGB,

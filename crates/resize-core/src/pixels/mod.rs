@@ -272,7 +272,38 @@ impl Only<'_> {
 }
 
 fn render_input(input: Input<'_>, recipe: &Recipe) -> Result<Vec<Rendition>, RenderError> {
-    render_only(input, recipe, Only::All)
+    Ok(render_only(input, recipe, Only::All, false)?.renditions)
+}
+
+/// What one render made.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// The renditions, sizes ascending, formats in recipe order.
+    pub renditions: Vec<Rendition>,
+    /// The placeholders, when asked for and the source has variants.
+    pub placeholders: Option<Placeholders>,
+}
+
+/// [`render`], and the source's [`Placeholders`] from an upright rendering
+/// of at most [`PLACEHOLDER_MAX_SIDE`] pixels a side made on the same
+/// ladder (so its pixels, like every size's, depend on the source alone).
+/// A source narrower than every width (upscale `skip`) gets neither.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let mut png = Vec::new();
+/// # image::RgbImage::from_pixel(800, 600, image::Rgb([200, 30, 30]))
+/// #     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+/// use resize_core::{render_with_placeholders, Recipe, Width};
+/// let recipe = Recipe::builder().widths(&[Width::new(360).expect("a valid width")]).build()?;
+/// let rendered = render_with_placeholders(&png, &recipe)?;
+/// assert_eq!(rendered.renditions.len(), 1);
+/// let placeholders = rendered.placeholders.expect("a source with variants has placeholders");
+/// assert_eq!(placeholders.dominant, "#c81e1e");
+/// # Ok(()) }
+/// ```
+pub fn render_with_placeholders(bytes: &[u8], recipe: &Recipe) -> Result<Rendered, RenderError> {
+    render_only(Input::Lent(bytes), recipe, Only::All, true)
 }
 
 /// [`render_owned`] of the variants `only` names, each exactly as a render
@@ -284,18 +315,53 @@ pub(crate) fn render_selected(
     recipe: &Recipe,
     only: Only<'_>,
 ) -> Result<Vec<Rendition>, RenderError> {
-    render_only(Input::Given(bytes), recipe, only)
+    Ok(render_only(Input::Given(bytes), recipe, only, false)?.renditions)
 }
 
-fn render_only(input: Input<'_>, recipe: &Recipe, only: Only<'_>) -> Result<Vec<Rendition>, RenderError> {
+/// The upright size placeholders are computed from: the source's shape,
+/// its longer side at most [`PLACEHOLDER_MAX_SIDE`] (never enlarged).
+fn placeholder_size(width: u32, height: u32) -> Size {
+    let longer = width.max(height).max(1);
+    let side = longer.min(PLACEHOLDER_MAX_SIDE);
+    // Rounded, at least one pixel: `side * x / longer` for the shorter side.
+    let scale =
+        |x: u32| ((u64::from(side) * u64::from(x) + u64::from(longer) / 2) / u64::from(longer)).max(1);
+    let fit = |x: u32| u32::try_from(scale(x)).unwrap_or(side);
+    Size {
+        width: fit(width),
+        height: fit(height),
+    }
+}
+
+fn render_only(
+    input: Input<'_>,
+    recipe: &Recipe,
+    only: Only<'_>,
+    with_placeholders: bool,
+) -> Result<Rendered, RenderError> {
     let (probe, decoder) = decode::open(input.bytes(), recipe.limits())?;
-    let sizes: Vec<Size> = sizes(recipe, &probe)
+    let every = sizes(recipe, &probe);
+    if every.is_empty() {
+        return Ok(Rendered::default());
+    }
+    let variants: Vec<Size> = every
         .into_iter()
         .filter(|s| recipe.formats().iter().any(|&f| only.wants(s.width, f)))
         .collect();
-    if sizes.is_empty() {
-        return Ok(Vec::new());
+    let placeholder = with_placeholders.then(|| placeholder_size(probe.width, probe.height));
+    let mut sizes = variants.clone();
+    if let Some(p) = placeholder.filter(|p| !sizes.contains(p)) {
+        sizes.push(p);
     }
+    if sizes.is_empty() {
+        return Ok(Rendered::default());
+    }
+    let plan = Plan {
+        variants: &variants,
+        placeholder,
+        recipe,
+        only,
+    };
     // A gray or RGB JPEG and a PNG that is not interlaced stream: decoded a
     // few rows at a time, never whole in memory. Anything else is decoded
     // whole here, within this statement, which ends the decoder's borrow
@@ -312,28 +378,42 @@ fn render_only(input: Input<'_>, recipe: &Recipe, only: Only<'_>) -> Result<Vec<
         }
         Err(header) if header.is_png() => {
             let rows = decode::png_rows(header, input.bytes(), recipe.limits())?;
-            return resize_and_finish(rows, &sizes, recipe, only);
+            return resize_and_finish(rows, &sizes, &plan);
         }
         Err(header) => decode::jpeg_rows(header, input)?,
     };
-    resize_and_finish(rows, &sizes, recipe, only)
+    resize_and_finish(rows, &sizes, &plan)
+}
+
+/// What to make of each resized size.
+struct Plan<'a> {
+    /// The sizes to encode (in the formats `only` wants).
+    variants: &'a [Size],
+    /// The size to compute placeholders from, if any.
+    placeholder: Option<Size>,
+    recipe: &'a Recipe,
+    only: Only<'a>,
 }
 
 /// Resizes and finishes every size of a source read row by row.
 fn resize_and_finish(
     rows: decode::Rows<'_>,
     sizes: &[Size],
-    recipe: &Recipe,
-    only: Only<'_>,
-) -> Result<Vec<Rendition>, RenderError> {
+    plan: &Plan<'_>,
+) -> Result<Rendered, RenderError> {
     let meta = Meta {
         channels: rows.channels,
         orientation: rows.orientation,
         to_srgb: rows.to_srgb.clone(),
     };
-    let finish = |size: Size, pixels: &[u8]| finish_size(&meta, size, pixels, recipe, only);
+    let finish = |size: Size, pixels: &[u8]| finish_size(&meta, size, pixels, plan);
     let per_size = resize::resize_all(rows, sizes, &finish)?;
-    Ok(per_size.into_iter().flatten().collect())
+    let mut rendered = Rendered::default();
+    for (renditions, placeholders) in per_size {
+        rendered.renditions.extend(renditions);
+        rendered.placeholders = rendered.placeholders.or(placeholders);
+    }
+    Ok(rendered)
 }
 
 /// What encoding needs to know about the source.
@@ -343,14 +423,16 @@ struct Meta {
     to_srgb: Option<Arc<dyn TransformExecutor<u8> + Send + Sync>>,
 }
 
-/// Orients, converts and encodes one resized output in every format.
+/// Orients and converts one resized output, then encodes it in every
+/// format wanted (a variant size) and computes the placeholders from it
+/// (the placeholder size).
 fn finish_size(
     source: &Meta,
     size: Size,
     pixels: &[u8],
-    recipe: &Recipe,
-    only: Only<'_>,
-) -> Result<Vec<Rendition>, RenderError> {
+    plan: &Plan<'_>,
+) -> Result<(Vec<Rendition>, Option<Placeholders>), RenderError> {
+    let (recipe, only) = (plan.recipe, plan.only);
     // Resized in the stored orientation; rotate the small result.
     let (sw, sh) = orient::stored(size, source.orientation);
     let oriented;
@@ -371,10 +453,18 @@ fn finish_size(
         pixels = &converted;
     }
     let channels = source.channels;
+    let placeholders = match plan.placeholder {
+        Some(p) if p == size => Some(placeholder::placeholders(
+            &colour::to_rgba(pixels, channels),
+            size.width,
+            size.height,
+        )?),
+        _ => None,
+    };
     let mut flat: Option<Vec<u8>> = None;
     let mut out = Vec::with_capacity(recipe.formats().len());
     for &format in recipe.formats() {
-        if !only.wants(size.width, format) {
+        if !plan.variants.contains(&size) || !only.wants(size.width, format) {
             continue;
         }
         let (data, ch) = match format {
@@ -392,7 +482,7 @@ fn finish_size(
             bytes,
         });
     }
-    Ok(out)
+    Ok((out, placeholders))
 }
 
 /// How pixels are laid out: 1, 3 or 4 bytes each, 8 bits per channel.

@@ -29,7 +29,11 @@ pub struct Placeholders {
 /// most [`MAX_SIDE`] pixels a side. Any other size, or a buffer of the
 /// wrong length, is [`RenderError::Placeholder`].
 pub fn placeholders(rgba: &[u8], width: u32, height: u32) -> Result<Placeholders, RenderError> {
-    let fail = |message: String| RenderError::Placeholder { width, height, message };
+    let fail = |message: String| RenderError::Placeholder {
+        width,
+        height,
+        message,
+    };
     let (w, h) = (width as usize, height as usize);
     if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
         return Err(fail(format!("placeholders need 1 to {MAX_SIDE} pixels a side")));
@@ -38,8 +42,8 @@ pub fn placeholders(rgba: &[u8], width: u32, height: u32) -> Result<Placeholders
         return Err(fail(format!("{} bytes are not {w}×{h} RGBA pixels", rgba.len())));
     }
     let hash = thumbhash::rgba_to_thumb_hash(w, h, rgba);
-    let (bw, bh, blurred) =
-        thumbhash::thumb_hash_to_rgba(&hash).map_err(|()| fail("the ThumbHash does not decode".to_owned()))?;
+    let (bw, bh, blurred) = thumbhash::thumb_hash_to_rgba(&hash)
+        .map_err(|()| fail("the ThumbHash does not decode".to_owned()))?;
     let mut png = Vec::new();
     image::ImageEncoder::write_image(
         image::codecs::png::PngEncoder::new(&mut png),
@@ -111,24 +115,42 @@ mod tests {
         let rgba = image(90, 60, |_, y| if y < 40 { sky } else { grass });
         assert_eq!(dominant(&rgba), [40, 110, 230]);
         // Transparent pixels do not count.
-        let rgba = image(10, 10, |x, _| if x < 8 { [255, 0, 0, 0] } else { [0, 0, 255, 255] });
+        let rgba = image(
+            10,
+            10,
+            |x, _| if x < 8 { [255, 0, 0, 0] } else { [0, 0, 255, 255] },
+        );
         assert_eq!(dominant(&rgba), [0, 0, 255]);
         assert_eq!(dominant(&image(4, 4, |_, _| [9, 9, 9, 0])), [255, 255, 255]);
     }
 
     #[test]
     fn placeholders_decode_to_the_photo_s_shape_and_colours() {
-        let rgba = image(100, 50, |x, _| if x < 50 { [220, 30, 30, 255] } else { [30, 30, 220, 255] });
+        let rgba = image(100, 50, |x, _| {
+            if x < 50 {
+                [220, 30, 30, 255]
+            } else {
+                [30, 30, 220, 255]
+            }
+        });
         let p = placeholders(&rgba, 100, 50).expect("placeholders");
         let base64 = base64::engine::general_purpose::STANDARD;
         let hash = base64.decode(&p.thumbhash).expect("base64");
         let ratio = thumbhash::thumb_hash_to_approximate_aspect_ratio(&hash).expect("a ratio");
         // ThumbHash keeps the shape roughly (in its count of terms a side).
         assert!((1.5..=2.5).contains(&ratio), "aspect {ratio}");
-        assert!(p.dominant == "#dc1e1e" || p.dominant == "#1e1edc", "{}", p.dominant);
+        assert!(
+            p.dominant == "#dc1e1e" || p.dominant == "#1e1edc",
+            "{}",
+            p.dominant
+        );
         // The data URL is a PNG of the same shape, red on the left, blue on the right.
         let png = base64
-            .decode(p.data_url.strip_prefix("data:image/png;base64,").expect("a PNG data URL"))
+            .decode(
+                p.data_url
+                    .strip_prefix("data:image/png;base64,")
+                    .expect("a PNG data URL"),
+            )
             .expect("base64");
         let blurred = image::load_from_memory(&png).expect("a PNG").to_rgba8();
         let (w, h) = blurred.dimensions();
@@ -137,6 +159,62 @@ mod tests {
         let right = blurred.get_pixel(w - 2, h / 2).0;
         assert!(left[0] > left[2] && right[2] > right[0], "{left:?} {right:?}");
         assert!(p.data_url.len() < 2048, "{} bytes", p.data_url.len());
+    }
+
+    fn recipe(widths: &[u32]) -> crate::Recipe {
+        let widths: Vec<crate::Width> = widths.iter().map(|&w| crate::Width::new(w).expect("a width")).collect();
+        crate::Recipe::builder().widths(&widths).build().expect("a recipe")
+    }
+
+    /// Placeholders come from the same ladder as the variants, upright,
+    /// and asking for them changes no variant's bytes.
+    #[test]
+    fn renders_with_placeholders_keep_their_variants_and_stand_upright() {
+        use crate::fixtures::fixture;
+        use crate::pixels::{render, render_only, render_with_placeholders, Input, Only};
+        let ladder = recipe(&[96, 360]);
+        for (name, portrait) in [("phone-orient6.jpg", true), ("photo-4x3.jpg", false), ("alpha.png", false)] {
+            let bytes = fixture(name);
+            let plain = render(&bytes, &ladder).expect("renders");
+            let with = render_with_placeholders(&bytes, &ladder).expect("renders");
+            assert_eq!(plain, with.renditions, "{name}: placeholders changed a variant");
+            let p = with.placeholders.expect("placeholders");
+            let hash = base64::engine::general_purpose::STANDARD.decode(&p.thumbhash).expect("base64");
+            let ratio = thumbhash::thumb_hash_to_approximate_aspect_ratio(&hash).expect("a ratio");
+            assert_eq!(ratio < 1.0, portrait, "{name}: aspect {ratio}");
+            // The same from a render that encodes nothing (a manifest for
+            // current variants).
+            let alone = render_only(Input::Lent(&bytes), &ladder, Only::These(&[]), true).expect("renders");
+            assert!(alone.renditions.is_empty());
+            assert_eq!(alone.placeholders.as_ref(), Some(&p), "{name}");
+        }
+        // Phone photo: the upright quadrants are red, green, yellow and blue
+        // areas; the dominant colour is one of them, not their grey mean.
+        let phone = render_with_placeholders(&fixture("phone-orient6.jpg"), &ladder).expect("renders");
+        let dominant = phone.placeholders.expect("placeholders").dominant;
+        let rgb: Vec<u8> = (0..3)
+            .map(|i| u8::from_str_radix(&dominant[1 + 2 * i..3 + 2 * i], 16).expect("hex"))
+            .collect();
+        let spread = rgb.iter().max().copied().unwrap_or(0) - rgb.iter().min().copied().unwrap_or(0);
+        assert!(spread > 80, "{dominant} is not a saturated quadrant colour");
+        // Narrower than every width: no variants, no placeholders.
+        let tiny = render_with_placeholders(&fixture("photo-4x3.jpg"), &recipe(&[2000])).expect("renders");
+        assert!(tiny.renditions.is_empty() && tiny.placeholders.is_none());
+    }
+
+    #[test]
+    fn placeholder_sizes_keep_the_shape_within_100_px() {
+        use crate::pixels::placeholder_size;
+        let check = |w, h, want: (u32, u32)| {
+            let s = placeholder_size(w, h);
+            assert_eq!((s.width, s.height), want, "{w}×{h}");
+        };
+        check(4032, 3024, (100, 75));
+        check(3024, 4032, (75, 100));
+        check(4000, 3, (100, 1));
+        check(80, 60, (80, 60));
+        check(100, 100, (100, 100));
+        check(1, 1, (1, 1));
     }
 
     #[test]
