@@ -23,6 +23,7 @@ pub const CORE_LAYERS: &[&[&str]] = &[
     &["keys"],
     &["recipe"],
     &["pixels", "storage", "budget"],
+    &["manifest"],
     &["job"],
     &["settings"],
 ];

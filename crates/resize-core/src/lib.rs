@@ -62,6 +62,7 @@ mod fixtures;
 mod geometry;
 mod job;
 mod keys;
+mod manifest;
 mod pixels;
 mod recipe;
 mod settings;
@@ -78,6 +79,7 @@ pub use keys::{
     KeyTooLong, NotASource, Replacement, SourceKey, Template, DEFAULT_TEMPLATE, MAX_KEY_BYTES,
     SOURCE_EXTENSIONS,
 };
+pub use manifest::{srcset, url_path};
 pub use pixels::{
     probe, probe_start, render, render_owned, render_with_placeholders, working_set, Placeholders, Probe,
     RenderError, Rendered, Rendition, PLACEHOLDER_MAX_SIDE,

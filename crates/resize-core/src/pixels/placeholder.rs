@@ -162,8 +162,14 @@ mod tests {
     }
 
     fn recipe(widths: &[u32]) -> crate::Recipe {
-        let widths: Vec<crate::Width> = widths.iter().map(|&w| crate::Width::new(w).expect("a width")).collect();
-        crate::Recipe::builder().widths(&widths).build().expect("a recipe")
+        let widths: Vec<crate::Width> = widths
+            .iter()
+            .map(|&w| crate::Width::new(w).expect("a width"))
+            .collect();
+        crate::Recipe::builder()
+            .widths(&widths)
+            .build()
+            .expect("a recipe")
     }
 
     /// Placeholders come from the same ladder as the variants, upright,
@@ -173,13 +179,19 @@ mod tests {
         use crate::fixtures::fixture;
         use crate::pixels::{render, render_only, render_with_placeholders, Input, Only};
         let ladder = recipe(&[96, 360]);
-        for (name, portrait) in [("phone-orient6.jpg", true), ("photo-4x3.jpg", false), ("alpha.png", false)] {
+        for (name, portrait) in [
+            ("phone-orient6.jpg", true),
+            ("photo-4x3.jpg", false),
+            ("alpha.png", false),
+        ] {
             let bytes = fixture(name);
             let plain = render(&bytes, &ladder).expect("renders");
             let with = render_with_placeholders(&bytes, &ladder).expect("renders");
             assert_eq!(plain, with.renditions, "{name}: placeholders changed a variant");
             let p = with.placeholders.expect("placeholders");
-            let hash = base64::engine::general_purpose::STANDARD.decode(&p.thumbhash).expect("base64");
+            let hash = base64::engine::general_purpose::STANDARD
+                .decode(&p.thumbhash)
+                .expect("base64");
             let ratio = thumbhash::thumb_hash_to_approximate_aspect_ratio(&hash).expect("a ratio");
             assert_eq!(ratio < 1.0, portrait, "{name}: aspect {ratio}");
             // The same from a render that encodes nothing (a manifest for
