@@ -2,7 +2,8 @@
 //! colour, resizing and every encoder. Must return an image or an error;
 //! the memory estimate, read from the same header, must exist whenever
 //! the image does; a header read from the first bytes says what the whole
-//! file's does.
+//! file's does; an image with variants has placeholders, one without has
+//! none.
 
 #![no_main]
 
@@ -40,13 +41,18 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let estimate = resize_core::working_set(data, recipe());
-    let rendered = resize_core::render(data, recipe());
+    let rendered = resize_core::render_with_placeholders(data, recipe());
     assert!(
         estimate.is_ok() || rendered.is_err(),
         "rendered without an estimate: {estimate:?}"
     );
     if let Ok(out) = rendered {
-        for r in out {
+        assert_eq!(out.placeholders.is_some(), !out.renditions.is_empty());
+        if let Some(p) = &out.placeholders {
+            assert!(!p.thumbhash.is_empty() && p.data_url.starts_with("data:image/png;base64,"));
+            assert!(p.dominant.len() == 7 && p.dominant.starts_with('#'), "{}", p.dominant);
+        }
+        for r in out.renditions {
             assert!(!r.bytes.is_empty(), "empty {:?} output", r.format);
             assert!(r.width <= 40 && r.height >= 1);
         }
