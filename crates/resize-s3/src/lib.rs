@@ -32,6 +32,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
 pub use aws_sdk_s3::Client;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -302,10 +303,7 @@ impl S3Store {
     /// versioning (S3 sends no version id there).
     pub async fn current_version(&self, key: &str) -> Result<Option<String>, StorageError> {
         let full = self.full(key);
-        match self
-            .patiently(|| self.client.head_object().bucket(&self.bucket).key(&full).send())
-            .await
-        {
+        match self.head_object(&full, None).await {
             Ok(out) => Ok(Some(out.version_id().unwrap_or(NULL_VERSION).to_owned())),
             Err(e) => match self.read_error(e, &full, "head").await {
                 StorageError::NotFound(_) => Ok(None),
@@ -335,7 +333,7 @@ impl S3Store {
         let status = e.raw_response().map(|r| r.status().as_u16());
         let missing = match status {
             Some(403) => self.absent(full).await,
-            Some(405) => self.pinned.is_some(),
+            Some(405) => self.pinned.as_ref().is_some_and(|(k, _)| self.full(k) == full),
             _ => false,
         };
         if missing {
@@ -451,6 +449,23 @@ impl S3Store {
         .await
     }
 
+    /// A HEAD of `full` in the bucket, of `version` if given.
+    async fn head_object(
+        &self,
+        full: &str,
+        version: Option<String>,
+    ) -> Result<HeadObjectOutput, SdkError<HeadObjectError, HttpResponse>> {
+        self.patiently(|| {
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(full)
+                .set_version_id(version.clone())
+                .send()
+        })
+        .await
+    }
+
     async fn get_async(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
         let full = self.full(key);
         let out = match self.get_object(key, &full, None).await {
@@ -489,18 +504,7 @@ impl S3Store {
 
     async fn head_async(&self, key: &str) -> Result<Option<Meta>, StorageError> {
         let full = self.full(key);
-        let version = self.version_of(key);
-        match self
-            .patiently(|| {
-                self.client
-                    .head_object()
-                    .bucket(&self.bucket)
-                    .key(&full)
-                    .set_version_id(version.clone())
-                    .send()
-            })
-            .await
-        {
+        match self.head_object(&full, self.version_of(key)).await {
             Ok(out) => Ok(Some(meta(
                 out.e_tag(),
                 length(out.content_length()),
@@ -511,11 +515,8 @@ impl S3Store {
             // answers a HEAD of a missing key with 403, not 404. The function
             // may read every key it looks at, so 403 here means "absent".
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(None),
-            // A pinned version that is now a delete marker.
-            Err(e) if version.is_some() && e.raw_response().is_some_and(|r| r.status().as_u16() == 405) => {
-                Ok(None)
-            }
-            Err(e) => match classify(e, &full, "head") {
+            // Otherwise as a read (a pinned version now a delete marker is missing).
+            Err(e) => match self.read_error(e, &full, "head").await {
                 StorageError::NotFound(_) => Ok(None),
                 other => Err(other),
             },

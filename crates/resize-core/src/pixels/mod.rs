@@ -461,10 +461,12 @@ fn finish_size(
         )?),
         _ => None,
     };
+    // The placeholder's own size is not a variant unless a width makes it one.
+    let is_variant = plan.variants.contains(&size);
     let mut flat: Option<Vec<u8>> = None;
     let mut out = Vec::with_capacity(recipe.formats().len());
     for &format in recipe.formats() {
-        if !plan.variants.contains(&size) || !only.wants(size.width, format) {
+        if !is_variant || !only.wants(size.width, format) {
             continue;
         }
         let (data, ch) = match format {

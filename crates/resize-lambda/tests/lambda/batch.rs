@@ -341,13 +341,9 @@ fn every_third_request_throttled_still_succeeds() {
         world.put_fixture(key, path);
     }
     let proxy = S3Proxy::start(world.port, Mode::EveryNth(3, Fault::SlowDown)).expect("start the S3 proxy");
-    // Throttling is waited out for as long as one S3 call may take.
-    let settings: Vec<(&str, &str)> = SETTINGS
-        .iter()
-        .copied()
-        .filter(|(k, _)| *k != "S3_TIMEOUT_MS")
-        .chain([("S3_TIMEOUT_MS", "30000")])
-        .collect();
+    // Throttling is waited out for as long as one S3 call may take (a
+    // later setting replaces an earlier one).
+    let settings = [SETTINGS, &[("S3_TIMEOUT_MS", "30000")]].concat();
     let mut lambda = Lambda::start_with_s3_port(proxy.port, &settings);
     let ids: Vec<String> = (0..sources.len()).map(|i| format!("t{i}")).collect();
     let tasks: Vec<(&str, &str)> = ids
@@ -370,12 +366,11 @@ fn work_unfinished_near_the_deadline_is_a_temporary_failure() {
     world.put_fixture(GOOD.0, "images/photo-4x3.jpg");
     // Every read hangs; the SDK would wait far longer than the function may.
     let proxy = S3Proxy::start(world.port, Mode::Always("GET", Fault::Stall)).expect("start the S3 proxy");
-    let settings: Vec<(&str, &str)> = SETTINGS
-        .iter()
-        .copied()
-        .filter(|(k, _)| !k.starts_with("S3_"))
-        .chain([("S3_ATTEMPT_TIMEOUT_MS", "20000"), ("S3_TIMEOUT_MS", "60000")])
-        .collect();
+    let settings = [
+        SETTINGS,
+        &[("S3_ATTEMPT_TIMEOUT_MS", "20000"), ("S3_TIMEOUT_MS", "60000")],
+    ]
+    .concat();
     let mut lambda = Lambda::start_with_s3_port(proxy.port, &settings);
     lambda.api.set_timeout(Duration::from_secs(2));
     let sent = v1(&[("t-good", GOOD.1)]);
@@ -429,12 +424,7 @@ fn throttling_beyond_the_patience_is_a_temporary_failure() {
     let world = World::new().expect("an S3 world: moto and a bucket");
     world.put_fixture(GOOD.0, "images/photo-4x3.jpg");
     let proxy = S3Proxy::start(world.port, Mode::Always("GET", Fault::SlowDown)).expect("start the S3 proxy");
-    let settings: Vec<(&str, &str)> = SETTINGS
-        .iter()
-        .copied()
-        .filter(|(k, _)| *k != "S3_TIMEOUT_MS")
-        .chain([("S3_TIMEOUT_MS", "1500")])
-        .collect();
+    let settings = [SETTINGS, &[("S3_TIMEOUT_MS", "1500")]].concat();
     let mut lambda = Lambda::start_with_s3_port(proxy.port, &settings);
     let sent = v2(json!({}), &[("t-good", GOOD.1)]);
     check(&mut lambda, &sent, &[("t-good", "TemporaryFailure", "SlowDown")]);

@@ -69,7 +69,8 @@ fn lambda_bench() {
             let mut task = event("batch-v2");
             task["job"]["userArguments"] = serde_json::json!({"force": "true"});
             task["tasks"][0]["taskId"] = Value::from(format!("t{i}"));
-            task["tasks"][0]["s3Key"] = Value::from(key.replace(' ', "+"));
+            // Keys arrive percent-encoded.
+            task["tasks"][0]["s3Key"] = Value::from(resize_core::url_path(key));
             let before = lambda.cpu_seconds();
             let answer = lambda.invoke(&task).response();
             batch_cpu.push(lambda.cpu_seconds() - before);
