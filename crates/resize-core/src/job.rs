@@ -18,6 +18,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::budget::{MemoryBudget, OverBudget};
 use crate::keys::{KeyTooLong, NotASource, SourceKey};
+use crate::manifest::{manifest_owner, Manifest, ManifestEntry};
 use crate::pixels::{self, Only, Probe, RenderError};
 use crate::recipe::{Fingerprint, Recipe};
 use crate::storage::{Fetched, Meta, Object, Storage, StorageError};
@@ -149,6 +150,15 @@ pub enum JobError {
         /// The source its metadata names.
         owner: String,
     },
+    /// The manifest's key holds a document resize did not write; it is
+    /// never overwritten.
+    #[error(
+        "`{key}` exists and is not a manifest made by resize; it is never overwritten (move it, or choose another MANIFEST_TEMPLATE)"
+    )]
+    NotAManifest {
+        /// The manifest key.
+        key: String,
+    },
     /// A codec panicked; the message is the panic's.
     #[error("internal error while processing `{key}` (panic: {message})")]
     Panic {
@@ -173,6 +183,7 @@ impl JobError {
             | JobError::Memory { .. }
             | JobError::KeyTooLong(_)
             | JobError::Taken { .. }
+            | JobError::NotAManifest { .. }
             | JobError::Panic { .. } => false,
         }
     }
@@ -301,13 +312,27 @@ pub struct Planned {
     pub found: Found,
 }
 
+/// A source's manifest, in a [`Plan`] (what its key holds) or a
+/// [`Report`] (written: its size too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestOutput {
+    /// The manifest's key.
+    pub key: String,
+    /// What the key held when the job planned.
+    pub found: Found,
+    /// Its size, once written.
+    pub bytes: Option<u64>,
+}
+
 /// What [`carry_out`] will do.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Action {
     /// Render and write the listed variants that are not current (every
-    /// one when the run is forced); at least one is. The list holds every
-    /// variant of the source, current ones included, so a plan shows all.
+    /// one when the run is forced), then the manifest when the recipe
+    /// writes one; at least one variant or the manifest is stale. The list
+    /// holds every variant of the source, current ones included, so a
+    /// plan shows all.
     Write(Vec<Planned>),
     /// Nothing to do, for a normal reason.
     Skip(Skip),
@@ -324,16 +349,25 @@ pub struct Plan {
     pub bytes_in: u64,
     /// What to do.
     pub action: Action,
+    /// The source's manifest, when the recipe writes one and the plan got
+    /// as far as looking at it.
+    pub manifest: Option<ManifestOutput>,
     /// The source as read, for [`carry_out`].
     source: Option<Fetched>,
     /// Where [`carry_out`] is admitted before rendering.
     budget: MemoryBudget,
     /// Rewrite current variants too.
     force: bool,
-    /// Variants found current by modification time in a store without
-    /// their metadata, to [`Storage::adopt`], with the source's version.
-    adopt: Vec<Variant>,
+    /// Outputs found current by modification time in a store without
+    /// their metadata, to [`Storage::adopt`] with the source's version:
+    /// each key and the fingerprint it is current for.
+    adopt: Vec<(String, Fingerprint)>,
     version: Option<String>,
+    /// What the manifest needs besides the written variants: the source's
+    /// upright size and the stored size of each planned variant (in plan
+    /// order; `None` when missing or the store did not say).
+    upright: (u32, u32),
+    sizes: Vec<Option<u64>>,
 }
 
 /// Options for [`plan_job`] and [`run_job`].
@@ -371,6 +405,9 @@ pub struct Report {
     pub bytes_in: u64,
     /// What happened.
     pub outcome: Outcome,
+    /// The manifest written, if one was (with the variants, or alone for
+    /// variants already current).
+    pub manifest: Option<ManifestOutput>,
 }
 
 /// Plans one key: check the key, read the source (refusing one over the
@@ -401,11 +438,14 @@ pub fn plan_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobO
         key: key.to_owned(),
         bytes_in: 0,
         action: Action::Skip(Skip::UpToDate),
+        manifest: None,
         source: None,
         budget: options.budget.clone(),
         force: options.force,
         adopt: Vec::new(),
         version: None,
+        upright: (0, 0),
+        sizes: Vec::new(),
     };
     let decided = contain(key, || plan_steps(storage, recipe, key, options, &mut plan));
     plan.action = match decided {
@@ -523,29 +563,33 @@ fn plan_steps(
     if variants.is_empty() {
         return Ok(Err(Skip::TooNarrow { width: probe.width }));
     }
-    let keys: Vec<&str> = variants.iter().map(|v| v.key.as_str()).collect();
+    let mut keys: Vec<&str> = variants.iter().map(|v| v.key.as_str()).collect();
+    // The manifest's HEAD goes with the variants': one round trip.
+    keys.extend(source.manifest_key());
     let mut heads = storage.head_many(&keys).into_iter();
+    let mut next_head = |key: &str| {
+        heads
+            .next()
+            .unwrap_or_else(|| {
+                Err(StorageError::Permanent {
+                    message: "the store answered fewer heads than it was asked".to_owned(),
+                    source: None,
+                })
+            })
+            .map_err(|source| JobError::Check {
+                key: key.to_owned(),
+                source,
+            })
+    };
     let mut planned = Vec::with_capacity(variants.len());
     for variant in variants {
-        let head = heads.next().unwrap_or_else(|| {
-            Err(StorageError::Permanent {
-                message: "the store answered fewer heads than it was asked".to_owned(),
-                source: None,
-            })
-        });
-        let found = head.map_err(|source| JobError::Check {
-            key: variant.key.clone(),
-            source,
-        })?;
+        let found = next_head(&variant.key)?;
         let by_time = found.as_ref().is_some_and(|m| m.metadata.is_none());
-        let found = judge(
-            key,
-            &fetched.meta,
-            found.as_ref(),
-            recipe.fingerprint(variant.format),
-        );
+        plan.sizes.push(found.as_ref().and_then(|m| m.size));
+        let fingerprint = recipe.fingerprint(variant.format);
+        let found = judge(key, &fetched.meta, found.as_ref(), fingerprint);
         if by_time && found == Found::Current {
-            plan.adopt.push(variant.clone());
+            plan.adopt.push((variant.key.clone(), fingerprint));
         }
         if let Found::OtherSource(owner) = found {
             return Err(JobError::Taken {
@@ -555,12 +599,79 @@ fn plan_steps(
         }
         planned.push(Planned { variant, found });
     }
+    if let Some(manifest_key) = source.manifest_key() {
+        let head = next_head(manifest_key)?;
+        let found = judge_manifest(storage, recipe, key, &fetched.meta, manifest_key, head.as_ref())?;
+        if head.is_some_and(|m| m.metadata.is_none()) && found == Found::Current {
+            plan.adopt
+                .push((manifest_key.to_owned(), recipe.manifest_fingerprint()));
+        }
+        plan.manifest = Some(ManifestOutput {
+            key: manifest_key.to_owned(),
+            found,
+            bytes: None,
+        });
+    }
     plan.version.clone_from(&fetched.meta.version);
-    if !options.force && planned.iter().all(|p| p.found == Found::Current) {
+    plan.upright = (probe.width, probe.height);
+    let manifest_current = plan.manifest.as_ref().is_none_or(|m| m.found == Found::Current);
+    if !options.force && manifest_current && planned.iter().all(|p| p.found == Found::Current) {
         return Ok(Err(Skip::UpToDate));
     }
     plan.source = Some(fetched);
     Ok(Ok(planned))
+}
+
+/// The most a manifest is read for, to tell ours from another document
+/// (ours are a few KiB: 16 widths × 3 formats and a placeholder).
+const MANIFEST_READ_LIMIT: u64 = 1024 * 1024;
+
+/// What a manifest's key holds, like [`judge`] for a variant; a document
+/// resize did not write, or a manifest of another source, fails the job.
+/// A stored file without metadata is read to tell whose it is, then judged
+/// by its modification time.
+fn judge_manifest(
+    storage: &dyn Storage,
+    recipe: &Recipe,
+    key: &str,
+    source: &Meta,
+    manifest_key: &str,
+    head: Option<&Meta>,
+) -> Result<Found, JobError> {
+    let owner = match head {
+        Some(m) if m.metadata.is_none() => {
+            let fetched = match storage.get(manifest_key, MANIFEST_READ_LIMIT) {
+                Ok(f) => Some(f.bytes),
+                // Larger than any manifest of ours.
+                Err(StorageError::TooLarge { .. }) => None,
+                // Gone since the HEAD: nothing to protect.
+                Err(StorageError::NotFound(_)) => return Ok(Found::Missing),
+                Err(source) => {
+                    return Err(JobError::Check {
+                        key: manifest_key.to_owned(),
+                        source,
+                    })
+                }
+            };
+            Some(fetched.as_deref().and_then(manifest_owner))
+        }
+        _ => None,
+    };
+    let found = match owner {
+        Some(None) => Found::Unrecorded,
+        Some(Some(owner)) if owner != key => Found::OtherSource(owner),
+        _ => judge(key, source, head, recipe.manifest_fingerprint()),
+    };
+    match found {
+        Found::Unrecorded => Err(JobError::NotAManifest {
+            key: manifest_key.to_owned(),
+        }),
+        Found::OtherSource(owner) => Err(JobError::Taken {
+            variant: manifest_key.to_owned(),
+            owner,
+        }),
+        found => Ok(found),
+    }
 }
 
 /// Carries out a plan: renders the planned variants that are not current
@@ -575,138 +686,236 @@ pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
         key,
         mut bytes_in,
         action,
+        manifest,
         source,
         budget,
         force,
         adopt,
         version,
+        upright,
+        sizes,
     } = plan;
+    let failed = |key: String, bytes_in: u64, e: JobError| Report {
+        key,
+        bytes_in,
+        outcome: Outcome::Failed(e),
+        manifest: None,
+    };
     // Current by time, now recorded with today's metadata (what a store
     // without metadata needs to judge them by it next time). Not for a
-    // failed plan, nor for variants about to be rewritten.
+    // failed plan, nor for outputs about to be rewritten.
     if matches!(action, Action::Skip(Skip::UpToDate)) || (matches!(action, Action::Write(_)) && !force) {
-        for v in &adopt {
-            let fingerprint = recipe.fingerprint(v.format).to_string();
+        for (output, fingerprint) in &adopt {
+            let fingerprint = fingerprint.to_string();
             let metadata = variant_metadata(&key, version.as_deref(), &fingerprint);
-            if let Err(source) = storage.adopt(&v.key, &metadata) {
+            if let Err(source) = storage.adopt(output, &metadata) {
                 let e = JobError::Put {
-                    key: v.key.clone(),
+                    key: output.clone(),
                     source,
                 };
-                return Report {
-                    key,
-                    bytes_in,
-                    outcome: Outcome::Failed(e),
-                };
+                return failed(key, bytes_in, e);
             }
         }
     }
-    let outcome = match (action, source) {
+    let (outcome, manifest) = match (action, source) {
         (Action::Write(planned), Some(source)) => {
-            let stale = planned
-                .into_iter()
-                .filter(|p| force || p.found != Found::Current)
-                .map(|p| p.variant)
-                .collect();
+            let job = Job {
+                storage,
+                recipe,
+                key: &key,
+                budget: &budget,
+                force,
+                manifest,
+                upright,
+                sizes,
+            };
             let mut read = 0;
-            let outcome = match contain(&key, || {
-                write(storage, recipe, &key, stale, source, &budget, &mut read)
-            }) {
-                Ok(written) => Outcome::Written(written),
-                Err(e) => Outcome::Failed(e),
+            let outcome = match contain(&key, || job.write(planned, source, &mut read)) {
+                Ok((written, manifest)) => (Outcome::Written(written), manifest),
+                Err(e) => (Outcome::Failed(e), None),
             };
             bytes_in += read;
             outcome
         }
         // `plan_job` keeps the source exactly when the action is `Write`.
-        (Action::Write(_), None) => Outcome::Skipped(Skip::UpToDate),
-        (Action::Skip(skip), _) => Outcome::Skipped(skip),
-        (Action::Fail(e), _) => Outcome::Failed(e),
+        (Action::Write(_), None) => (Outcome::Skipped(Skip::UpToDate), None),
+        (Action::Skip(skip), _) => (Outcome::Skipped(skip), None),
+        (Action::Fail(e), _) => (Outcome::Failed(e), None),
     };
     Report {
         key,
         bytes_in,
         outcome,
+        manifest,
     }
 }
 
-fn write(
-    storage: &dyn Storage,
-    recipe: &Recipe,
-    key: &str,
-    mut variants: Vec<Variant>,
-    source: Fetched,
-    budget: &MemoryBudget,
-    read: &mut u64,
-) -> Result<Vec<Variant>, JobError> {
-    let render_error = |source| JobError::Render {
-        key: key.to_owned(),
-        source,
-    };
-    // The plan read the header only: now the rest.
-    let source = if is_partial(&source) {
-        let whole =
-            read_whole(storage, key, recipe.limits().max_input_bytes, &source.meta).map_err(|source| {
-                JobError::Get {
+/// What writing a plan's outputs needs besides the plan's variants.
+struct Job<'a> {
+    storage: &'a dyn Storage,
+    recipe: &'a Recipe,
+    key: &'a str,
+    budget: &'a MemoryBudget,
+    force: bool,
+    manifest: Option<ManifestOutput>,
+    upright: (u32, u32),
+    sizes: Vec<Option<u64>>,
+}
+
+impl Job<'_> {
+    /// Renders and writes the stale variants, then the manifest (when the
+    /// recipe writes one) once every variant is stored: its presence means
+    /// the set is complete.
+    fn write(
+        self,
+        planned: Vec<Planned>,
+        source: Fetched,
+        read: &mut u64,
+    ) -> Result<(Vec<Variant>, Option<ManifestOutput>), JobError> {
+        let Job {
+            storage,
+            recipe,
+            key,
+            budget,
+            force,
+            manifest,
+            upright,
+            sizes,
+        } = self;
+        let render_error = |source| JobError::Render {
+            key: key.to_owned(),
+            source,
+        };
+        // A manifest lists every variant's size: one the store gave none
+        // for is made again, so its size is known.
+        let stale = |p: &Planned, size: &Option<u64>| {
+            force || p.found != Found::Current || (manifest.is_some() && size.is_none())
+        };
+        let mut variants: Vec<Variant> = planned
+            .iter()
+            .zip(&sizes)
+            .filter(|(p, size)| stale(p, size))
+            .map(|(p, _)| p.variant.clone())
+            .collect();
+        // A manifest's variants changed: it is rewritten with them.
+        let manifest = manifest.filter(|m| force || !variants.is_empty() || m.found != Found::Current);
+        // The plan read the header only: now the rest.
+        let source = if is_partial(&source) {
+            let whole = read_whole(storage, key, recipe.limits().max_input_bytes, &source.meta).map_err(
+                |source| JobError::Get {
                     key: key.to_owned(),
                     source,
-                }
-            })?;
-        *read = whole.bytes.len() as u64;
-        whole
-    } else {
-        source
-    };
-    // Held until every rendition is written: the encoded bytes are part of
-    // the estimate. Without a limit, nothing is estimated.
-    let _admission = match budget.bytes() {
-        None => None,
-        Some(_) => {
-            let needs = pixels::working_set(&source.bytes, recipe).map_err(render_error)?;
-            Some(budget.admit(needs).map_err(|source| JobError::Memory {
-                key: key.to_owned(),
+                },
+            )?;
+            *read = whole.bytes.len() as u64;
+            whole
+        } else {
+            source
+        };
+        // Held until every rendition is written: the encoded bytes are part
+        // of the estimate. Without a limit, nothing is estimated.
+        let _admission = match budget.bytes() {
+            None => None,
+            Some(_) => {
+                let needs = pixels::working_set(&source.bytes, recipe).map_err(render_error)?;
+                Some(budget.admit(needs).map_err(|source| JobError::Memory {
+                    key: key.to_owned(),
+                    source,
+                })?)
+            }
+        };
+        let Fetched { bytes, meta } = source;
+        let wanted: Vec<(u32, Format)> = variants.iter().map(|v| (v.width, v.format)).collect();
+        let rendered = pixels::render_selected(bytes, recipe, Only::These(&wanted), manifest.is_some())
+            .map_err(render_error)?;
+        let renditions = rendered.renditions;
+        // `render_selected` and `plan_variants` walk the same sizes and
+        // formats in the same order, so the lists pair up one to one.
+        variants.truncate(renditions.len());
+        let fingerprints: Vec<String> = variants
+            .iter()
+            .map(|v| recipe.fingerprint(v.format).to_string())
+            .collect();
+        let metadata: Vec<Vec<(&str, &str)>> = fingerprints
+            .iter()
+            .map(|f| variant_metadata(key, meta.version.as_deref(), f))
+            .collect();
+        let objects: Vec<(&str, Object<'_>)> = variants
+            .iter()
+            .zip(&renditions)
+            .zip(&metadata)
+            .map(|((v, r), metadata)| {
+                debug_assert_eq!((v.width, v.height, v.format), (r.width, r.height, r.format));
+                let object = Object {
+                    bytes: &r.bytes,
+                    content_type: r.content_type(),
+                    metadata,
+                };
+                (v.key.as_str(), object)
+            })
+            .collect();
+        let written = storage.put_many(&objects);
+        drop(objects);
+        for ((v, r), result) in variants.iter_mut().zip(&renditions).zip(written) {
+            result.map_err(|source| JobError::Put {
+                key: v.key.clone(),
                 source,
-            })?)
+            })?;
+            v.bytes = Some(r.bytes.len() as u64);
         }
-    };
-    let Fetched { bytes, meta } = source;
-    let wanted: Vec<(u32, Format)> = variants.iter().map(|v| (v.width, v.format)).collect();
-    let renditions = pixels::render_selected(bytes, recipe, Only::These(&wanted)).map_err(render_error)?;
-    // `render_selected` and `plan_variants` walk the same sizes and formats
-    // in the same order, so the lists pair up one to one.
-    variants.truncate(renditions.len());
-    let fingerprints: Vec<String> = variants
-        .iter()
-        .map(|v| recipe.fingerprint(v.format).to_string())
-        .collect();
-    let metadata: Vec<Vec<(&str, &str)>> = fingerprints
-        .iter()
-        .map(|f| variant_metadata(key, meta.version.as_deref(), f))
-        .collect();
-    let objects: Vec<(&str, Object<'_>)> = variants
-        .iter()
-        .zip(&renditions)
-        .zip(&metadata)
-        .map(|((v, r), metadata)| {
-            debug_assert_eq!((v.width, v.height, v.format), (r.width, r.height, r.format));
-            let object = Object {
-                bytes: &r.bytes,
-                content_type: r.content_type(),
-                metadata,
-            };
-            (v.key.as_str(), object)
-        })
-        .collect();
-    let written = storage.put_many(&objects);
-    drop(objects);
-    for ((v, r), result) in variants.iter_mut().zip(&renditions).zip(written) {
-        result.map_err(|source| JobError::Put {
-            key: v.key.clone(),
-            source,
+        let Some(mut manifest) = manifest else {
+            return Ok((variants, None));
+        };
+        let placeholders = rendered.placeholders.ok_or_else(|| {
+            render_error(RenderError::Placeholder {
+                width: upright.0,
+                height: upright.1,
+                message: "the render made none".to_owned(),
+            })
         })?;
-        v.bytes = Some(r.bytes.len() as u64);
+        // Every planned variant, with its size: written now, or stored.
+        let entries = planned
+            .iter()
+            .zip(&sizes)
+            .map(|(p, size)| {
+                let v = &p.variant;
+                let written = variants.iter().find(|w| w.key == v.key).and_then(|w| w.bytes);
+                ManifestEntry {
+                    key: v.key.clone(),
+                    format: v.format,
+                    width: v.width,
+                    height: v.height,
+                    bytes: written.or(*size).unwrap_or(0),
+                    fingerprint: recipe.fingerprint(v.format),
+                }
+            })
+            .collect();
+        let document = Manifest {
+            key: manifest.key.clone(),
+            source: key.to_owned(),
+            version: meta.version.clone(),
+            width: upright.0,
+            height: upright.1,
+            variants: entries,
+            placeholders,
+        }
+        .to_json();
+        let fingerprint = recipe.manifest_fingerprint().to_string();
+        let metadata = variant_metadata(key, meta.version.as_deref(), &fingerprint);
+        let object = Object {
+            bytes: document.as_bytes(),
+            content_type: "application/json",
+            metadata: &metadata,
+        };
+        storage
+            .put(&manifest.key, object)
+            .map_err(|source| JobError::Put {
+                key: manifest.key.clone(),
+                source,
+            })?;
+        manifest.bytes = Some(document.len() as u64);
+        Ok((variants, Some(manifest)))
     }
-    Ok(variants)
 }
 
 /// The user metadata of a variant of `key` at `version`.
@@ -748,7 +957,7 @@ pub fn run_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOp
 }
 
 /// A source was removed: deletes the variants whose metadata names it,
-/// found by listing its output prefix. Keeps them when the source exists
+/// found by listing its output prefix, and its manifest (first). Keeps them when the source exists
 /// again (events come at least once and in no set order, so a late
 /// removal must not delete a new upload's variants). Needs a store that
 /// lists, deletes and keeps metadata; others fail with
@@ -763,6 +972,7 @@ pub fn remove_variants(storage: &dyn Storage, recipe: &Recipe, key: &str) -> Rep
         key: key.to_owned(),
         bytes_in: 0,
         outcome,
+        manifest: None,
     }
 }
 
@@ -793,6 +1003,12 @@ fn removal(storage: &dyn Storage, recipe: &Recipe, key: &str) -> Result<Result<V
             prefix: prefix.clone(),
             source,
         })?;
+    // The manifest goes first: it says the set is complete, which stops
+    // being true with the first variant deleted.
+    if let Some(manifest) = source.manifest_key() {
+        candidates.retain(|c| c != manifest);
+        candidates.insert(0, manifest.to_owned());
+    }
     let mut deleted = Vec::new();
     for candidate in candidates {
         // Only objects whose metadata names this source are ours to delete.
@@ -1510,5 +1726,176 @@ mod tests {
             describe(&remove_variants(&faulty, &r, "original/a.jpg")),
             "failed (transient: false): cannot list `resized/a-`: this storage cannot list objects"
         );
+    }
+
+    /// One step of a manifest scenario: what a run of `key` does (variants
+    /// written, the manifest written, or the skip or failure) and which
+    /// keys the store holds afterwards.
+    fn manifest_step(store: &dyn Storage, r: &Recipe, key: &str, force: bool) -> String {
+        let options = JobOptions {
+            force,
+            ..JobOptions::default()
+        };
+        let report = run_job(store, r, key, options);
+        let manifest = match &report.manifest {
+            Some(m) => format!(" + manifest {} (was {})", m.key, m.found),
+            None => String::new(),
+        };
+        format!("{}{manifest}", describe(&report))
+    }
+
+    fn manifest_recipe(extra: &[(&'static str, &'static str)]) -> Recipe {
+        let mut settings = vec![
+            ("SIZES", "100,200"),
+            ("REPLACEMENTS", "original:resized"),
+            ("FORMATS", "jpeg,webp"),
+            ("MANIFEST", "true"),
+        ];
+        settings.extend_from_slice(extra);
+        recipe(&settings)
+    }
+
+    /// The manifest comes after the variants, lists every one with its
+    /// stored size, carries the variants' metadata guard, and is judged
+    /// current like them; turning manifests on for current variants writes
+    /// the manifest alone.
+    #[test]
+    fn manifests_follow_their_variants() {
+        let store = MemoryStorage::new();
+        store.insert("original/a.jpg", jpeg(400, 300));
+        let off = recipe(&[
+            ("SIZES", "100,200"),
+            ("REPLACEMENTS", "original:resized"),
+            ("FORMATS", "jpeg,webp"),
+        ]);
+        let on = manifest_recipe(&[]);
+        let steps = [
+            (&off, false, "written 100x75 jpeg, 100x75 webp, 200x150 jpeg, 200x150 webp"),
+            (&on, false, "written  + manifest resized/a.json (was missing)"),
+            (&on, false, "skipped: all variants are up to date"),
+            (&on, true, "written 100x75 jpeg, 100x75 webp, 200x150 jpeg, 200x150 webp + manifest resized/a.json (was current)"),
+        ];
+        let mut variant_versions = Vec::new();
+        for (i, (r, force, expect)) in steps.into_iter().enumerate() {
+            assert_eq!(manifest_step(&store, r, "original/a.jpg", force), expect, "step {i}");
+            let versions: Vec<u64> = ["a-100.jpg", "a-100.webp", "a-200.jpg", "a-200.webp"]
+                .iter()
+                .map(|k| store.object(&format!("resized/{k}")).unwrap().version)
+                .collect();
+            variant_versions.push(versions);
+        }
+        // The manifest-only step left every variant as it was.
+        assert_eq!(variant_versions[0], variant_versions[1]);
+        let stored = store.object("resized/a.json").unwrap();
+        assert_eq!(stored.content_type, "application/json");
+        assert_eq!(stored.metadata.get(META_SOURCE).map(String::as_str), Some("original/a.jpg"));
+        assert_eq!(
+            stored.metadata.get(META_FINGERPRINT),
+            Some(&on.manifest_fingerprint().to_string())
+        );
+        let text = String::from_utf8(stored.bytes.clone()).unwrap();
+        assert_eq!(manifest_owner(&stored.bytes).as_deref(), Some("original/a.jpg"));
+        for (key, width) in [("a-100.jpg", 100), ("a-200.webp", 200)] {
+            let bytes = store.object(&format!("resized/{key}")).unwrap().bytes.len();
+            let entry = format!(r#""relative": "{key}", "url": "{key}""#);
+            assert!(text.contains(&entry), "{key} in\n{text}");
+            let sized = format!(r#""width": {width}, "height": {}, "bytes": {bytes},"#, width * 3 / 4);
+            assert!(text.contains(&sized), "{sized} in\n{text}");
+        }
+        assert!(text.contains(r#""srcset": {"jpeg": "a-100.jpg 100w, a-200.jpg 200w", "webp": "a-100.webp 100w, a-200.webp 200w"}"#), "{text}");
+        assert!(text.contains(r#""width": 400,"#) && text.contains(r#""aspect_ratio": 1.333333,"#), "{text}");
+        assert!(text.contains(r##""color": "#1e5ac8""##), "{text}");
+        // Other settings: the variants and the manifest are made again.
+        let q = manifest_recipe(&[("JPEG_QUALITY", "70")]);
+        assert_eq!(
+            manifest_step(&store, &q, "original/a.jpg", false),
+            "written 100x75 jpeg, 200x150 jpeg + manifest resized/a.json (was made with other settings)"
+        );
+        // A removed source takes its manifest with its variants.
+        store.delete("original/a.jpg").unwrap();
+        assert_eq!(
+            describe(&remove_variants(&store, &q, "original/a.jpg")),
+            "deleted resized/a.json resized/a-100.jpg resized/a-100.webp resized/a-200.jpg resized/a-200.webp"
+        );
+        assert!(store.stored_keys().is_empty(), "{:?}", store.stored_keys());
+    }
+
+    /// What a manifest key may hold before a run, and what the run does:
+    /// a document resize did not write, or another source's manifest, is
+    /// never overwritten (and nothing of the source is written); a source
+    /// with no variant gets no manifest.
+    #[test]
+    fn manifest_keys_that_are_not_ours() {
+        #[track_caller]
+        fn check(settings: &[(&'static str, &'static str)], objects: &[(&str, Vec<u8>)], key: &str, expect: &str) {
+            let store = MemoryStorage::new();
+            for (k, v) in objects {
+                store.insert(k, v.clone());
+            }
+            let got = format!(
+                "{}\nstored: {}",
+                manifest_step(&store, &manifest_recipe(settings), key, false),
+                store.stored_keys().join(" ")
+            );
+            assert_eq!(got, expect);
+        }
+        let photo = jpeg(400, 300);
+        let ours_for_b = {
+            let store = MemoryStorage::new();
+            store.insert("original/b.jpg", photo.clone());
+            let _ = run_job(&store, &manifest_recipe(&[]), "original/b.jpg", JobOptions::default());
+            store.object("resized/b.json").unwrap().bytes
+        };
+        check(
+            &[],
+            &[("original/a.jpg", photo.clone()), ("resized/a.json", b"{\"mine\": true}".to_vec())],
+            "original/a.jpg",
+            "failed (transient: false): `resized/a.json` exists and is not a manifest made by resize; it is never overwritten (move it, or choose another MANIFEST_TEMPLATE)\nstored: original/a.jpg resized/a.json",
+        );
+        // Even our own document, copied without its metadata, is not taken.
+        check(
+            &[],
+            &[("original/a.jpg", photo.clone()), ("resized/a.json", ours_for_b)],
+            "original/a.jpg",
+            "failed (transient: false): `resized/a.json` exists and is not a manifest made by resize; it is never overwritten (move it, or choose another MANIFEST_TEMPLATE)\nstored: original/a.jpg resized/a.json",
+        );
+        check(
+            &[],
+            &[("original/a.jpg", jpeg(80, 60))],
+            "original/a.jpg",
+            "skipped: source is 80 px wide, narrower than every requested width\nstored: original/a.jpg",
+        );
+        check(
+            &[("MANIFEST_TEMPLATE", "{dir}/manifests/{stem}.json")],
+            &[("original/trips/a b.jpg", photo.clone())],
+            "original/trips/a b.jpg",
+            "written 100x75 jpeg, 100x75 webp, 200x150 jpeg, 200x150 webp + manifest resized/trips/manifests/a b.json (was missing)\nstored: original/trips/a b.jpg resized/trips/a b-100.jpg resized/trips/a b-100.webp resized/trips/a b-200.jpg resized/trips/a b-200.webp resized/trips/manifests/a b.json",
+        );
+        check(
+            &[],
+            &[("original/a.json", b"{}".to_vec())],
+            "original/a.json",
+            "skipped: not an image: extension is not one of jpg, jpeg, png, webp, gif, tif, tiff\nstored: original/a.json",
+        );
+    }
+
+    /// A manifest of another source at the key (its metadata says whose)
+    /// fails the job, naming the owner, like a colliding variant.
+    #[test]
+    fn another_sources_manifest_is_kept() {
+        let store = MemoryStorage::new();
+        let r = manifest_recipe(&[("MANIFEST_TEMPLATE", "{dir}/{stem}.json")]);
+        store.insert("original/a.png", jpeg(400, 300));
+        assert!(matches!(run_job(&store, &r, "original/a.png", JobOptions::default()).outcome, Outcome::Written(_)));
+        // `a.jpg` makes the same keys; its variants go, its manifest stays.
+        store.insert("original/a.jpg", jpeg(400, 300));
+        for k in ["a-100.jpg", "a-100.webp", "a-200.jpg", "a-200.webp"] {
+            store.delete(&format!("resized/{k}")).unwrap();
+        }
+        assert_eq!(
+            manifest_step(&store, &r, "original/a.jpg", true),
+            "failed (transient: false): its outputs would overwrite those of `original/a.png` (`resized/a.json` is a variant of it); rename one of them"
+        );
+        assert_eq!(manifest_owner(&store.object("resized/a.json").unwrap().bytes).as_deref(), Some("original/a.png"));
     }
 }

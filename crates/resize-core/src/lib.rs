@@ -76,15 +76,15 @@ pub use job::{
     META_SOURCE, META_SOURCE_VERSION,
 };
 pub use keys::{
-    KeyTooLong, NotASource, Replacement, SourceKey, Template, DEFAULT_TEMPLATE, MAX_KEY_BYTES,
-    SOURCE_EXTENSIONS,
+    KeyTooLong, ManifestTemplate, NotASource, Replacement, SourceKey, Template, DEFAULT_MANIFEST_TEMPLATE,
+    DEFAULT_TEMPLATE, MAX_KEY_BYTES, SOURCE_EXTENSIONS,
 };
-pub use manifest::{srcset, url_path};
+pub use manifest::{manifest_owner, relative_key, srcset, url_path, Manifest, ManifestEntry};
 pub use pixels::{
     probe, probe_start, render, render_owned, render_with_placeholders, working_set, Placeholders, Probe,
     RenderError, Rendered, Rendition, PLACEHOLDER_MAX_SIDE,
 };
-pub use recipe::{Fingerprint, Recipe, RecipeBuilder, PIPELINE_VERSION};
+pub use recipe::{Fingerprint, Recipe, RecipeBuilder, MANIFEST_VERSION, PIPELINE_VERSION};
 pub use settings::{Setting, SettingsError, SETTINGS};
 pub use storage::{
     content_version, Fetched, MemoryStorage, Meta, Object, Storage, StorageError, StoredObject, VersionHasher,

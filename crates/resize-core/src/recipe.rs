@@ -5,7 +5,7 @@
 //! `Recipe::from_lookup`, which reads environment-style settings into the
 //! same builder.
 
-use crate::keys::{KeyRules, NotASource, Replacement, SourceKey, Template};
+use crate::keys::{KeyRules, ManifestTemplate, NotASource, Replacement, SourceKey, Template};
 use crate::values::{Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, Widths};
 
 /// The version of the pipeline that turns a source into a variant's bytes.
@@ -16,6 +16,11 @@ use crate::values::{Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, W
 /// 1: the ladder of 2×2 means (sizes independent of each other), libjpeg
 /// at full size, MS-SSIM/Robidoux JPEG tables.
 pub const PIPELINE_VERSION: u32 = 1;
+
+/// The version of the manifest document (its `"version"` field, and the
+/// schema `fixtures/manifest.schema.json` describes). Bump it with any
+/// change to what a manifest holds; every manifest is rewritten once.
+pub const MANIFEST_VERSION: u32 = 1;
 
 /// What determines a variant's bytes besides its source and its width:
 /// the [`PIPELINE_VERSION`], the format, that format's quality, and for
@@ -152,6 +157,37 @@ impl Recipe {
         Fingerprint(first)
     }
 
+    /// The manifest key template, when the recipe writes manifests.
+    pub fn manifest(&self) -> Option<&ManifestTemplate> {
+        self.keys.manifest()
+    }
+
+    /// The [`Fingerprint`] of this recipe's manifests: everything a
+    /// manifest's text depends on besides its source and the variants'
+    /// bytes — the manifest's schema version, the widths, the upscale
+    /// policy, the key rules, and each format's [`Recipe::fingerprint`] in
+    /// recipe order. A manifest whose fingerprint differs is rewritten.
+    pub fn manifest_fingerprint(&self) -> Fingerprint {
+        use md5::{Digest, Md5};
+        let mut text = format!("resize manifest {}\n", MANIFEST_VERSION);
+        let widths: Vec<String> = self.widths.as_slice().iter().map(|w| w.get().to_string()).collect();
+        text += &format!("widths {}\nupscale {:?}\n", widths.join(","), self.upscale);
+        text += &format!("template {}\n", self.template().as_str());
+        if let Some(m) = self.manifest() {
+            text += &format!("manifest {}\n", m.as_str());
+        }
+        for r in self.replacements() {
+            text += &format!("replacement {r}\n");
+        }
+        for &f in &self.formats {
+            text += &format!("{} {}\n", f.name(), self.fingerprint(f));
+        }
+        let digest = Md5::digest(text.as_bytes());
+        let mut first = [0; 8];
+        first.copy_from_slice(&digest[..8]);
+        Fingerprint(first)
+    }
+
     /// Whether `key` could be one of this recipe's outputs (for some source).
     pub fn looks_like_output(&self, key: &str) -> bool {
         self.keys.looks_like_output(key)
@@ -219,6 +255,7 @@ pub struct RecipeBuilder {
     limits: Limits,
     replacements: Vec<Replacement>,
     template: Template,
+    manifest: Option<ManifestTemplate>,
 }
 
 impl Default for RecipeBuilder {
@@ -233,6 +270,7 @@ impl Default for RecipeBuilder {
             limits: Limits::default(),
             replacements: Vec::new(),
             template: Template::default(),
+            manifest: None,
         }
     }
 }
@@ -284,6 +322,13 @@ impl RecipeBuilder {
         self
     }
 
+    /// Writes a manifest per source at keys from this template (`None`, the
+    /// default: no manifests).
+    pub fn manifest(mut self, manifest: Option<ManifestTemplate>) -> Self {
+        self.manifest = manifest;
+        self
+    }
+
     /// Checks the whole recipe, including the recursion guard: a recipe
     /// under which an output could be taken for a source is refused.
     pub fn build(self) -> Result<Recipe, RecipeError> {
@@ -300,7 +345,14 @@ impl RecipeBuilder {
         if formats.is_empty() {
             return Err(RecipeError::NoFormats);
         }
-        let keys = KeyRules::new(self.replacements, self.template, &formats, &widths, self.upscale)?;
+        let keys = KeyRules::new(
+            self.replacements,
+            self.template,
+            &formats,
+            &widths,
+            self.upscale,
+            self.manifest,
+        )?;
         Ok(Recipe {
             widths,
             formats,

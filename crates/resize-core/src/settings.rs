@@ -4,7 +4,7 @@
 //! lookup (the CLI merges flags over the process environment, the Lambda reads its
 //! configuration, tests pass a table).
 
-use crate::keys::{Replacement, Template};
+use crate::keys::{ManifestTemplate, Replacement, Template};
 use crate::recipe::{Recipe, RecipeBuilder};
 use crate::values::{Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, Widths};
 
@@ -44,6 +44,14 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "KEY_TEMPLATE",
         meaning: "output key template (default {dir}/{stem}-{width}.{ext})",
+    },
+    Setting {
+        name: "MANIFEST",
+        meaning: "true | false: a JSON manifest per source listing its variants, srcset and placeholders (default false)",
+    },
+    Setting {
+        name: "MANIFEST_TEMPLATE",
+        meaning: "manifest key template (default {dir}/{stem}.json)",
     },
     Setting {
         name: "UPSCALE",
@@ -115,6 +123,9 @@ impl From<RecipeError> for SettingsError {
             RecipeError::Template { template, expected } => {
                 SettingsError::invalid("KEY_TEMPLATE", &template, expected)
             }
+            RecipeError::ManifestTemplate { template, expected } => {
+                SettingsError::invalid("MANIFEST_TEMPLATE", &template, expected)
+            }
             RecipeError::Replacement { pair, expected } => {
                 SettingsError::invalid("REPLACEMENTS", &pair, expected)
             }
@@ -177,7 +188,8 @@ impl Recipe {
     }
 }
 
-/// `REPLACEMENTS` and `KEY_TEMPLATE` onto the builder.
+/// `REPLACEMENTS`, `KEY_TEMPLATE`, `MANIFEST` and `MANIFEST_TEMPLATE` onto
+/// the builder.
 fn lookup_keys(
     b: RecipeBuilder,
     get: &dyn Fn(&str) -> Option<String>,
@@ -194,6 +206,16 @@ fn lookup_keys(
     }
     if let Some(v) = get("KEY_TEMPLATE") {
         b = b.template(Template::parse(v.trim())?);
+    }
+    // The template is checked even while manifests are off, so that a typo
+    // shows before the day they are turned on.
+    let template = match get("MANIFEST_TEMPLATE") {
+        Some(v) => ManifestTemplate::parse(v.trim())?,
+        None => ManifestTemplate::default(),
+    };
+    if let Some(v) = get("MANIFEST") {
+        let on = parse_bool("MANIFEST", &v)?;
+        b = b.manifest(on.then_some(template));
     }
     Ok(b)
 }
@@ -230,6 +252,15 @@ fn parse_quality(var: &'static str, s: &str) -> Result<Quality, SettingsError> {
         .ok()
         .and_then(Quality::new)
         .ok_or_else(|| SettingsError::invalid(var, s.trim(), "an integer from 1 to 100"))
+}
+
+/// `true`/`false` and the spellings deployment tools write for them.
+fn parse_bool(var: &'static str, s: &str) -> Result<bool, SettingsError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(SettingsError::invalid(var, s.trim(), "true or false")),
+    }
 }
 
 fn parse_positive(var: &'static str, s: &str) -> Result<u64, SettingsError> {

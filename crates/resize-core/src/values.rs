@@ -53,6 +53,14 @@ pub enum RecipeError {
         /// The rule it breaks.
         expected: &'static str,
     },
+    /// A manifest key template breaks the manifest template rules.
+    #[error("invalid manifest template `{template}`: expected {expected}")]
+    ManifestTemplate {
+        /// The template as written.
+        template: String,
+        /// The rule it breaks.
+        expected: &'static str,
+    },
     /// A replacement is not a `from:to` pair of safe prefixes.
     #[error("invalid replacement `{pair}`: expected {expected}")]
     Replacement {

@@ -570,6 +570,7 @@ mod tests {
                     key: "k".to_owned(),
                     source,
                 }),
+                manifest: None,
             })
         };
         check(
@@ -587,6 +588,7 @@ mod tests {
                 key: "k".to_owned(),
                 bytes_in: 0,
                 outcome: panicked,
+                manifest: None,
             }),
             PermanentFailure,
             "panic: boom",

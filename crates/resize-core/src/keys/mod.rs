@@ -17,7 +17,7 @@ mod template;
 use std::sync::Arc;
 
 pub use replacement::Replacement;
-pub use template::{Template, DEFAULT_TEMPLATE};
+pub use template::{ManifestTemplate, Template, DEFAULT_MANIFEST_TEMPLATE, DEFAULT_TEMPLATE};
 
 use crate::values::{Format, RecipeError, Upscale, Widths};
 use guard::Shape;
@@ -79,6 +79,9 @@ pub struct SourceKey {
     /// The template of the rules that accepted the key, so that its outputs
     /// are named by the rules that checked them.
     template: Arc<Template>,
+    /// Its manifest's key, when the rules write manifests (checked with
+    /// the outputs).
+    manifest: Option<String>,
 }
 
 impl SourceKey {
@@ -128,6 +131,24 @@ impl SourceKey {
         self.template.prefix(&self.out_dir, &self.stem)
     }
 
+    /// The key of the source's manifest, when the recipe writes manifests:
+    /// a safe key of at most [`MAX_KEY_BYTES`] ending in `.json`, checked
+    /// when the key was accepted.
+    ///
+    /// ```
+    /// use resize_core::{ManifestTemplate, Recipe, Replacement};
+    /// let recipe = Recipe::builder()
+    ///     .replacements(vec![Replacement::parse("original:resized")?])
+    ///     .manifest(Some(ManifestTemplate::default()))
+    ///     .build()?;
+    /// let source = recipe.source_key("original/trips/a.jpg")?;
+    /// assert_eq!(source.manifest_key(), Some("resized/trips/a.json"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn manifest_key(&self) -> Option<&str> {
+        self.manifest.as_deref()
+    }
+
     fn render(&self, width: u32, height: u32, format: Format) -> String {
         self.template
             .render(&self.out_dir, &self.stem, width, height, format.extension())
@@ -143,6 +164,7 @@ pub(crate) struct KeyRules {
     shape: Shape,
     formats: Vec<Format>,
     widest: u32,
+    manifest: Option<ManifestTemplate>,
 }
 
 impl KeyRules {
@@ -154,6 +176,7 @@ impl KeyRules {
         formats: &[Format],
         widths: &Widths,
         upscale: Upscale,
+        manifest: Option<ManifestTemplate>,
     ) -> Result<KeyRules, RecipeError> {
         refuse_loops(&replacements)?;
         let shape = Shape {
@@ -170,6 +193,7 @@ impl KeyRules {
             shape,
             formats: formats.to_vec(),
             widest: widths.max().get(),
+            manifest,
         })
     }
 
@@ -179,6 +203,10 @@ impl KeyRules {
 
     pub(crate) fn template(&self) -> &Template {
         &self.template
+    }
+
+    pub(crate) fn manifest(&self) -> Option<&ManifestTemplate> {
+        self.manifest.as_ref()
     }
 
     /// See `Recipe::refuse_destination_loop`.
@@ -232,9 +260,17 @@ impl KeyRules {
         Ok(())
     }
 
-    /// Whether `key` could be one of these rules' outputs (for some source).
+    /// Whether `key` could be one of these rules' outputs (for some
+    /// source): a variant, or a manifest when the rules write them.
     pub(crate) fn looks_like_output(&self, key: &str) -> bool {
-        self.shape.matches(self.template.parts(), key)
+        self.shape.matches(self.template.parts(), key) || self.looks_like_manifest(key)
+    }
+
+    /// Whether `key` could be one of these rules' manifests.
+    pub(crate) fn looks_like_manifest(&self, key: &str) -> bool {
+        self.manifest
+            .as_ref()
+            .is_some_and(|m| self.shape.matches(m.parts(), key))
     }
 
     /// Decides whether `key` is a source; see `Recipe::source_key`.
@@ -244,6 +280,10 @@ impl KeyRules {
             return Err(NotASource::NotAnImage);
         }
         check_key(key)?;
+        // A manifest is never an image; say what it is rather than that.
+        if self.replacements.is_empty() && self.looks_like_manifest(key) {
+            return Err(NotASource::LooksLikeOutput);
+        }
         let (dir, file) = key.rsplit_once('/').unwrap_or(("", key));
         let (stem, ext) = file.rsplit_once('.').ok_or(NotASource::NotAnImage)?;
         if stem.is_empty() || !SOURCE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext)) {
@@ -254,9 +294,11 @@ impl KeyRules {
         } else {
             dir.split('/').collect()
         };
+        let out_dir = self.out_dir(key, dir, &dir_segs)?;
         let source = SourceKey {
             key: key.to_owned(),
-            out_dir: self.out_dir(key, dir, &dir_segs)?,
+            manifest: self.manifest.as_ref().map(|m| m.render(&out_dir, stem)),
+            out_dir,
             stem: stem.to_owned(),
             template: Arc::clone(&self.template),
         };
@@ -307,6 +349,16 @@ impl KeyRules {
             if check_key(&output).is_err() || output == source.key {
                 return Err(NotASource::UnsafeKey(
                     "its output keys would have a `.` or `..` path segment",
+                ));
+            }
+        }
+        if let Some(manifest) = &source.manifest {
+            if manifest.len() > MAX_KEY_BYTES {
+                return Err(NotASource::UnsafeKey("its manifest key would be longer than 1024 bytes"));
+            }
+            if check_key(manifest).is_err() {
+                return Err(NotASource::UnsafeKey(
+                    "its manifest key would have a `.` or `..` path segment",
                 ));
             }
         }

@@ -85,23 +85,7 @@ impl Template {
                 "a template with {dir}, {stem}, {width} and {ext} once each and {height} at most once",
             ));
         }
-        for p in &parts {
-            if let Part::Lit(l) = p {
-                let inner: Vec<&str> = l.split('/').collect();
-                // Segments wholly inside the literal (between two slashes)
-                // must be real names, or outputs could climb out of {dir}.
-                if inner.len() > 2
-                    && inner[1..inner.len() - 1]
-                        .iter()
-                        .any(|s| s.is_empty() || *s == "." || *s == "..")
-                {
-                    return Err(bad("no empty, `.` or `..` path segments"));
-                }
-                if l.contains('\0') || l.contains("//") {
-                    return Err(bad("no empty path segments"));
-                }
-            }
-        }
+        check_literals(&parts).map_err(bad)?;
         Ok(Template {
             text: text.to_owned(),
             parts,
@@ -133,6 +117,108 @@ impl Template {
             .unwrap_or(self.parts.len());
         render_parts(&self.parts[..cut], dir, stem, 0, 0, "")
     }
+}
+
+/// The default manifest key template.
+pub const DEFAULT_MANIFEST_TEMPLATE: &str = "{dir}/{stem}.json";
+
+/// The key template of a source's manifest, with the placeholders `{dir}`
+/// and `{stem}`. It must start with `{dir}/`, contain `{stem}` once and
+/// end with `.json`: a manifest stays under its directory, names its
+/// source, and never has an image's extension, so it is never a source
+/// (and never a variant: those end in an image format's extension).
+///
+/// ```
+/// use resize_core::ManifestTemplate;
+/// assert!(ManifestTemplate::parse("{dir}/manifests/{stem}.json").is_ok());
+/// let e = ManifestTemplate::parse("{dir}/{stem}-{width}.json").unwrap_err();
+/// assert_eq!(
+///     e.to_string(),
+///     "invalid manifest template `{dir}/{stem}-{width}.json`: expected only the placeholders {dir} and {stem}"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestTemplate {
+    text: String,
+    parts: Vec<Part>,
+}
+
+impl Default for ManifestTemplate {
+    fn default() -> ManifestTemplate {
+        ManifestTemplate {
+            text: DEFAULT_MANIFEST_TEMPLATE.to_owned(),
+            parts: vec![Part::Dir, Part::Lit("/".to_owned()), Part::Stem, Part::Lit(".json".to_owned())],
+        }
+    }
+}
+
+impl ManifestTemplate {
+    /// Parses a manifest template, see the type's documentation.
+    pub fn parse(text: &str) -> Result<ManifestTemplate, RecipeError> {
+        let bad = |expected| RecipeError::ManifestTemplate {
+            template: text.to_owned(),
+            expected,
+        };
+        let parts = split(text).map_err(|_| bad("only the placeholders {dir} and {stem}, closed with `}`"))?;
+        if parts
+            .iter()
+            .any(|p| matches!(p, Part::Width | Part::Height | Part::Ext))
+        {
+            return Err(bad("only the placeholders {dir} and {stem}"));
+        }
+        if !matches!(parts.as_slice(), [Part::Dir, Part::Lit(l), ..] if l.starts_with('/')) {
+            return Err(bad("a template starting with `{dir}/`"));
+        }
+        // `.json` after something: `{dir}/.json` alone would be a hidden file
+        // named by no source.
+        if !matches!(parts.as_slice(), [.., Part::Lit(l)] if l.ends_with(".json")) {
+            return Err(bad("a template ending in `.json`"));
+        }
+        let count = |p: &Part| parts.iter().filter(|q| *q == p).count();
+        if count(&Part::Dir) != 1 || count(&Part::Stem) != 1 {
+            return Err(bad("a template with {dir} and {stem} once each"));
+        }
+        check_literals(&parts).map_err(bad)?;
+        Ok(ManifestTemplate {
+            text: text.to_owned(),
+            parts,
+        })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub(crate) fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// The manifest key of the source `stem` whose outputs go to `dir`.
+    pub(crate) fn render(&self, dir: &str, stem: &str) -> String {
+        render_parts(&self.parts, dir, stem, 0, 0, "")
+    }
+}
+
+/// Segments wholly inside a literal (between two slashes) must be real
+/// names, or outputs could climb out of `{dir}`.
+fn check_literals(parts: &[Part]) -> Result<(), &'static str> {
+    for p in parts {
+        if let Part::Lit(l) = p {
+            let inner: Vec<&str> = l.split('/').collect();
+            if inner.len() > 2
+                && inner[1..inner.len() - 1]
+                    .iter()
+                    .any(|s| s.is_empty() || *s == "." || *s == "..")
+            {
+                return Err("no empty, `.` or `..` path segments");
+            }
+            if l.contains('\0') || l.contains("//") {
+                return Err("no empty path segments");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Splits a template into literals and placeholders; `Err` says what is

@@ -308,14 +308,16 @@ pub fn render_with_placeholders(bytes: &[u8], recipe: &Recipe) -> Result<Rendere
 
 /// [`render_owned`] of the variants `only` names, each exactly as a render
 /// of every variant makes it (`resize::resize_all`: a size's pixels depend
-/// on the source and that size alone). Sizes ascending, formats in recipe
-/// order.
+/// on the source and that size alone), and the placeholders when asked
+/// for (the same whatever `only` names). Sizes ascending, formats in
+/// recipe order.
 pub(crate) fn render_selected(
     bytes: Vec<u8>,
     recipe: &Recipe,
     only: Only<'_>,
-) -> Result<Vec<Rendition>, RenderError> {
-    Ok(render_only(Input::Given(bytes), recipe, only, false)?.renditions)
+    with_placeholders: bool,
+) -> Result<Rendered, RenderError> {
+    render_only(Input::Given(bytes), recipe, only, with_placeholders)
 }
 
 /// The upright size placeholders are computed from: the source's shape,
