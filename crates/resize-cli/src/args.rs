@@ -18,6 +18,9 @@ Examples:
   # What would be written, as JSON, without writing anything:
   resize-cli --dry-run --json --out out/ photos/
 
+  # A manifest per photo and a page that shows them all with <picture>:
+  resize-cli --formats jpeg,webp --html out/index.html --out out/ photos/
+
   # Backfill a bucket, as the Lambda would have done on upload:
   resize-cli --replace original:resized --out s3://photos s3://photos/original/
 
@@ -31,8 +34,8 @@ S3 uses the default AWS credential chain and region; AWS_ENDPOINT_URL_S3 and
 S3_FORCE_PATH_STYLE=true point it at an S3-compatible server.
 
 Every flag can also be given as an environment variable (SIZES, FORMATS,
-JPEG_QUALITY, WEBP_QUALITY, REPLACEMENTS, KEY_TEMPLATE, UPSCALE, BACKGROUND,
-MAX_INPUT_BYTES, MAX_PIXELS); flags win.
+JPEG_QUALITY, WEBP_QUALITY, REPLACEMENTS, KEY_TEMPLATE, MANIFEST,
+MANIFEST_TEMPLATE, UPSCALE, BACKGROUND, MAX_INPUT_BYTES, MAX_PIXELS); flags win.
 
 Exit status: 0 all images succeeded, 1 some image failed (the others are
 still written), 2 usage error.";
@@ -72,6 +75,25 @@ pub struct Args {
     /// Output key template (env KEY_TEMPLATE; default {dir}/{stem}-{width}.{ext}).
     #[arg(long, value_name = "TEMPLATE")]
     pub key_template: Option<String>,
+
+    /// Write a JSON manifest per source: its variants, a srcset per format and
+    /// placeholders (env MANIFEST; `--manifest=false` turns it off).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub manifest: Option<String>,
+
+    /// Manifest key template (env MANIFEST_TEMPLATE; default {dir}/{stem}.json).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub manifest_template: Option<String>,
+
+    /// Write a preview page of this run's photos (a <picture> per source, from its
+    /// manifest) to PATH; turns --manifest on.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+
+    /// With --html: the URL the page puts before each output key (default: the output
+    /// directory, relative to the page; for an S3 --out, https://BUCKET.s3.amazonaws.com/PREFIX/).
+    #[arg(long, value_name = "URL", requires = "html")]
+    pub html_base: Option<String>,
 
     /// Widths wider than the source: skip, or source (one output at the source width) (env UPSCALE).
     #[arg(long, value_name = "POLICY")]
@@ -126,6 +148,12 @@ impl Args {
             "WEBP_QUALITY" => self.webp_quality.clone(),
             "REPLACEMENTS" => (!self.replace.is_empty()).then(|| self.replace.join(",")),
             "KEY_TEMPLATE" => self.key_template.clone(),
+            // The page is made from manifests.
+            "MANIFEST" => self
+                .manifest
+                .clone()
+                .or_else(|| self.html.as_ref().map(|_| "true".to_owned())),
+            "MANIFEST_TEMPLATE" => self.manifest_template.clone(),
             "UPSCALE" => self.upscale.clone(),
             "BACKGROUND" => self.background.clone(),
             "MAX_INPUT_BYTES" => self.max_input_bytes.clone(),
@@ -213,6 +241,8 @@ mod tests {
             ("WEBP_QUALITY", "--webp-quality"),
             ("REPLACEMENTS", "--replace"),
             ("KEY_TEMPLATE", "--key-template"),
+            ("MANIFEST", "--manifest"),
+            ("MANIFEST_TEMPLATE", "--manifest-template"),
             ("UPSCALE", "--upscale"),
             ("BACKGROUND", "--background"),
             ("MAX_INPUT_BYTES", "--max-input-bytes"),
@@ -225,8 +255,7 @@ mod tests {
             "in".to_owned(),
         ];
         for (name, flag) in flags {
-            argv.push(flag.to_owned());
-            argv.push(format!("value of {name}"));
+            argv.push(format!("{flag}=value of {name}"));
         }
         let args = Args::try_parse_from(argv).expect("every flag parses");
         for setting in resize_core::SETTINGS {

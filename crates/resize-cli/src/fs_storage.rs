@@ -158,11 +158,20 @@ impl Storage for FsStorage {
     }
 
     fn get(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
-        let path = self
-            .sources
-            .get(key)
-            .ok_or_else(|| StorageError::NotFound(key.to_owned()))?;
-        let mut file = fs::File::open(path).map_err(|e| io_error(e, key, "read"))?;
+        // A walked source where the walk found it; any other key (a
+        // manifest the core reads to tell whose it is) under the output
+        // directory.
+        let path = match self.sources.get(key) {
+            Some(path) => path.clone(),
+            None => self
+                .out_path(key)
+                .ok_or_else(|| StorageError::NotFound(key.to_owned()))?,
+        };
+        let mut file = match fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(StorageError::NotFound(key.to_owned())),
+            Err(e) => return Err(io_error(e, key, "read")),
+        };
         let m = file.metadata().map_err(|e| io_error(e, key, "read"))?;
         if m.len() > limit {
             return Err(StorageError::TooLarge {

@@ -8,6 +8,7 @@
 mod args;
 mod cloud;
 mod fs_storage;
+mod html;
 #[cfg(target_os = "linux")]
 mod huge_pages;
 mod location;
@@ -115,6 +116,19 @@ fn run(args: &Args) -> Result<Summary, Failure> {
         .collect::<Result<_, _>>()
         .map_err(|e| usage(e.into()))?;
     let out = Location::parse(args.out.as_os_str()).map_err(|e| usage(e.into()))?;
+    let page = match &args.html {
+        Some(_) if args.dry_run => {
+            return Err(usage(anyhow::anyhow!(
+                "--html writes a page of the photos written, and a dry run writes nothing: drop one of them"
+            )))
+        }
+        Some(path) => Some(html::page_path(path).map_err(usage)?),
+        None => None,
+    };
+    let html_base = match &args.html_base {
+        Some(text) => Some(html::parse_base(text).map_err(usage)?),
+        None => None,
+    };
     let s3_inputs: Vec<&S3Url> = inputs
         .iter()
         .filter_map(|l| match l {
@@ -241,7 +255,11 @@ fn run(args: &Args) -> Result<Summary, Failure> {
                         None => break,
                     },
                 };
-                let storage = Routed { sources, outputs };
+                let storage = Routed {
+                    sources,
+                    outputs,
+                    recipe: &recipe,
+                };
                 // One path for both: the dry run stops after the plan.
                 let plan = resize_core::plan_job(&storage, &recipe, &key, options.clone());
                 let line = if args.dry_run {
@@ -267,11 +285,96 @@ fn run(args: &Args) -> Result<Summary, Failure> {
     let mut lines = lines
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    lines.sort_by(|a, b| a.key.cmp(&b.key));
+    if let Some(path) = &page {
+        let base = match (&html_base, &out) {
+            (Some(base), _) => base.clone(),
+            (None, Location::S3(url)) => format!(
+                "https://{}.s3.amazonaws.com/{}",
+                url.bucket,
+                resize_core::url_path(&url.prefix)
+            ),
+            // Found once the page's folder exists (below).
+            (None, Location::Local(_)) => String::new(),
+        };
+        write_page(path, &base, &out, &lines, &recipe, outputs).map_err(Failure::Other)?;
+    }
     lines.extend(walked.errors);
     lines.sort_by(|a, b| a.key.cmp(&b.key));
     let summary = Summary::new(lines, started.elapsed(), args.dry_run);
     summary.print(args.json).map_err(Failure::Other)?;
     Ok(summary)
+}
+
+/// Writes the `--html` page from the manifests of this run's sources that
+/// have one (written now or already current), linking to `base` (for a
+/// local `--out`, the directory relative to the page when `base` is
+/// empty). Written whole or not at all, like every output.
+fn write_page(
+    path: &std::path::Path,
+    base: &str,
+    out: &Location,
+    lines: &[ImageLine],
+    recipe: &Recipe,
+    outputs: &dyn Storage,
+) -> anyhow::Result<()> {
+    let mut manifests = Vec::new();
+    for line in lines {
+        let Some(key) = recipe
+            .source_key(&line.key)
+            .ok()
+            .and_then(|s| s.manifest_key().map(str::to_owned))
+        else {
+            continue;
+        };
+        let document = match outputs.get(&key, 1 << 20) {
+            Ok(f) => f.bytes,
+            // No variant (too narrow), or a failed source: not on the page.
+            Err(StorageError::NotFound(_)) => continue,
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read manifest `{key}`"))),
+        };
+        match serde_json::from_slice::<html::PageManifest>(&document) {
+            Ok(m) => manifests.push(m),
+            Err(e) => eprintln!("warning: manifest `{key}` left off the page: {e}"),
+        }
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let base = match out {
+        Location::Local(out_dir) if base.is_empty() => html::relative_base(path, out_dir)?,
+        _ => base.to_owned(),
+    };
+    let text = html::page(&manifests, &base);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".resize-page-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // A temporary file is private; the page is for a browser or a web
+    // server to read, like the variants.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "preview page: {} ({} photos; links to {})",
+        path.display(),
+        manifests.len(),
+        if base.is_empty() {
+            "its own folder"
+        } else {
+            base.as_str()
+        }
+    );
+    Ok(())
 }
 
 /// Keys queued for the workers at most: a bucket is listed as fast as
@@ -293,10 +396,14 @@ enum Input {
 }
 
 /// The core's storage for one job: the source from its input, every
-/// variant to the output.
+/// output (variants, the manifest) to and from the output store.
 struct Routed<'a> {
     sources: &'a dyn Storage,
     outputs: &'a dyn Storage,
+    /// Tells outputs from sources: no source has an output's shape (the
+    /// recursion guard), so a read of an output's key (the manifest, to
+    /// tell whose it is) goes to the output store.
+    recipe: &'a Recipe,
 }
 
 impl Storage for Routed<'_> {
@@ -309,6 +416,9 @@ impl Storage for Routed<'_> {
     }
 
     fn get(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
+        if self.recipe.looks_like_output(key) {
+            return self.outputs.get(key, limit);
+        }
         self.sources.get(key, limit)
     }
 

@@ -17,6 +17,22 @@ pub struct ImageLine {
     pub reason: Option<String>,
     pub bytes_in: u64,
     pub variants: Vec<Variant>,
+    /// The manifest written (or, in a dry run, planned with what its key
+    /// holds), when the run writes manifests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ManifestLine>,
+}
+
+/// The JSON form of the core's `ManifestOutput`.
+#[derive(Debug, Serialize)]
+pub struct ManifestLine {
+    pub key: String,
+    /// Its size; absent in a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// What the key holds now (dry run only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,6 +68,7 @@ impl ImageLine {
             reason: Some(reason),
             bytes_in: 0,
             variants: Vec::new(),
+            manifest: None,
         }
     }
 
@@ -70,17 +87,38 @@ impl ImageLine {
             reason,
             bytes_in: report.bytes_in,
             variants,
+            manifest: report.manifest.map(|m| ManifestLine {
+                key: m.key,
+                bytes: m.bytes,
+                found: None,
+            }),
         }
     }
 
     fn bytes_out(&self) -> u64 {
-        self.variants.iter().filter_map(|v| v.bytes).sum()
+        let manifest = self.manifest.as_ref().and_then(|m| m.bytes);
+        self.variants.iter().filter_map(|v| v.bytes).chain(manifest).sum()
+    }
+
+    /// Whether a manifest was written, or a run would write one.
+    fn manifest_stale(&self) -> bool {
+        self.manifest
+            .as_ref()
+            .is_some_and(|m| m.found.as_deref() != Some(CURRENT))
     }
 }
 
 /// A plan as a dry run prints it: the variants a run would write, each
 /// with what its key holds now.
 pub fn planned(plan: Plan) -> ImageLine {
+    let manifest = match &plan.action {
+        Action::Write(_) => plan.manifest.map(|m| ManifestLine {
+            key: m.key,
+            bytes: None,
+            found: Some(m.found.to_string()),
+        }),
+        _ => None,
+    };
     let (status, reason, variants) = match plan.action {
         Action::Write(planned) => {
             let variants = planned
@@ -104,6 +142,7 @@ pub fn planned(plan: Plan) -> ImageLine {
         reason,
         bytes_in: plan.bytes_in,
         variants,
+        manifest,
     }
 }
 
@@ -174,7 +213,12 @@ impl Progress {
             }
             None => {
                 let text = match line.status {
-                    Status::Written => format!("ok   {} ({} variants)", line.key, line.variants.len()),
+                    Status::Written => format!(
+                        "ok   {} ({} variants{})",
+                        line.key,
+                        line.variants.len(),
+                        if line.manifest.is_some() { ", manifest" } else { "" }
+                    ),
                     Status::Planned => format!(
                         "plan {} ({} variants)",
                         line.key,
@@ -213,6 +257,8 @@ pub struct Summary {
     pub variants_written: usize,
     /// Variants a run would write (dry run): those not current.
     pub variants_planned: usize,
+    /// Manifests written, or (dry run) a run would write.
+    pub manifests: usize,
     /// Dry run: why the variants a run would write are stale, with how
     /// many of each (`missing`, `made with other settings`, `not made by
     /// resize`: objects without our metadata a run would replace, …).
@@ -272,6 +318,7 @@ impl Summary {
             images_failed: count(Status::Failed),
             variants_written: variants(Status::Written),
             variants_planned: variants(Status::Planned),
+            manifests: results.iter().filter(|l| l.manifest_stale()).count(),
             stale,
             bytes_in: results.iter().map(|l| l.bytes_in).sum(),
             bytes_out: results.iter().map(ImageLine::bytes_out).sum(),
@@ -310,6 +357,9 @@ impl Summary {
                 human(self.bytes_out),
                 self.seconds
             )?;
+            if self.manifests > 0 {
+                writeln!(out, "{} manifests {verb}", self.manifests)?;
+            }
             if let Some(peak) = self.peak_rss_bytes {
                 writeln!(out, "peak memory {:.1} MB", peak as f64 / f64::from(1 << 20))?;
             }

@@ -1777,7 +1777,11 @@ mod tests {
         ];
         let mut variant_versions = Vec::new();
         for (i, (r, force, expect)) in steps.into_iter().enumerate() {
-            assert_eq!(manifest_step(&store, r, "original/a.jpg", force), expect, "step {i}");
+            assert_eq!(
+                manifest_step(&store, r, "original/a.jpg", force),
+                expect,
+                "step {i}"
+            );
             let versions: Vec<u64> = ["a-100.jpg", "a-100.webp", "a-200.jpg", "a-200.webp"]
                 .iter()
                 .map(|k| store.object(&format!("resized/{k}")).unwrap().version)
@@ -1788,7 +1792,10 @@ mod tests {
         assert_eq!(variant_versions[0], variant_versions[1]);
         let stored = store.object("resized/a.json").unwrap();
         assert_eq!(stored.content_type, "application/json");
-        assert_eq!(stored.metadata.get(META_SOURCE).map(String::as_str), Some("original/a.jpg"));
+        assert_eq!(
+            stored.metadata.get(META_SOURCE).map(String::as_str),
+            Some("original/a.jpg")
+        );
         assert_eq!(
             stored.metadata.get(META_FINGERPRINT),
             Some(&on.manifest_fingerprint().to_string())
@@ -1799,11 +1806,17 @@ mod tests {
             let bytes = store.object(&format!("resized/{key}")).unwrap().bytes.len();
             let entry = format!(r#""relative": "{key}", "url": "{key}""#);
             assert!(text.contains(&entry), "{key} in\n{text}");
-            let sized = format!(r#""width": {width}, "height": {}, "bytes": {bytes},"#, width * 3 / 4);
+            let sized = format!(
+                r#""width": {width}, "height": {}, "bytes": {bytes},"#,
+                width * 3 / 4
+            );
             assert!(text.contains(&sized), "{sized} in\n{text}");
         }
         assert!(text.contains(r#""srcset": {"jpeg": "a-100.jpg 100w, a-200.jpg 200w", "webp": "a-100.webp 100w, a-200.webp 200w"}"#), "{text}");
-        assert!(text.contains(r#""width": 400,"#) && text.contains(r#""aspect_ratio": 1.333333,"#), "{text}");
+        assert!(
+            text.contains(r#""width": 400,"#) && text.contains(r#""aspect_ratio": 1.333333,"#),
+            "{text}"
+        );
         assert!(text.contains(r##""color": "#1e5ac8""##), "{text}");
         // Other settings: the variants and the manifest are made again.
         let q = manifest_recipe(&[("JPEG_QUALITY", "70")]);
@@ -1827,7 +1840,12 @@ mod tests {
     #[test]
     fn manifest_keys_that_are_not_ours() {
         #[track_caller]
-        fn check(settings: &[(&'static str, &'static str)], objects: &[(&str, Vec<u8>)], key: &str, expect: &str) {
+        fn check(
+            settings: &[(&'static str, &'static str)],
+            objects: &[(&str, Vec<u8>)],
+            key: &str,
+            expect: &str,
+        ) {
             let store = MemoryStorage::new();
             for (k, v) in objects {
                 store.insert(k, v.clone());
@@ -1843,7 +1861,12 @@ mod tests {
         let ours_for_b = {
             let store = MemoryStorage::new();
             store.insert("original/b.jpg", photo.clone());
-            let _ = run_job(&store, &manifest_recipe(&[]), "original/b.jpg", JobOptions::default());
+            let _ = run_job(
+                &store,
+                &manifest_recipe(&[]),
+                "original/b.jpg",
+                JobOptions::default(),
+            );
             store.object("resized/b.json").unwrap().bytes
         };
         check(
@@ -1886,7 +1909,10 @@ mod tests {
         let store = MemoryStorage::new();
         let r = manifest_recipe(&[("MANIFEST_TEMPLATE", "{dir}/{stem}.json")]);
         store.insert("original/a.png", jpeg(400, 300));
-        assert!(matches!(run_job(&store, &r, "original/a.png", JobOptions::default()).outcome, Outcome::Written(_)));
+        assert!(matches!(
+            run_job(&store, &r, "original/a.png", JobOptions::default()).outcome,
+            Outcome::Written(_)
+        ));
         // `a.jpg` makes the same keys; its variants go, its manifest stays.
         store.insert("original/a.jpg", jpeg(400, 300));
         for k in ["a-100.jpg", "a-100.webp", "a-200.jpg", "a-200.webp"] {
@@ -1896,6 +1922,9 @@ mod tests {
             manifest_step(&store, &r, "original/a.jpg", true),
             "failed (transient: false): its outputs would overwrite those of `original/a.png` (`resized/a.json` is a variant of it); rename one of them"
         );
-        assert_eq!(manifest_owner(&store.object("resized/a.json").unwrap().bytes).as_deref(), Some("original/a.png"));
+        assert_eq!(
+            manifest_owner(&store.object("resized/a.json").unwrap().bytes).as_deref(),
+            Some("original/a.png")
+        );
     }
 }

@@ -104,7 +104,11 @@ impl Manifest {
         writeln!(o, "    \"width\": {},", self.width)?;
         writeln!(o, "    \"height\": {}", self.height)?;
         writeln!(o, "  }},")?;
-        writeln!(o, "  \"aspect_ratio\": {},", aspect_ratio(self.width, self.height))?;
+        writeln!(
+            o,
+            "  \"aspect_ratio\": {},",
+            aspect_ratio(self.width, self.height)
+        )?;
         writeln!(o, "  \"variants\": [")?;
         for (i, v) in self.variants.iter().enumerate() {
             let relative = relative_key(&self.key, &v.key);
@@ -234,11 +238,7 @@ pub fn relative_key(from: &str, to: &str) -> String {
     };
     let to_parts: Vec<&str> = to.split('/').collect();
     let (to_dir, to_file) = to_parts.split_at(to_parts.len() - 1);
-    let common = from_dir
-        .iter()
-        .zip(to_dir)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let common = from_dir.iter().zip(to_dir).take_while(|(a, b)| a == b).count();
     let mut parts: Vec<&str> = vec![".."; from_dir.len() - common];
     parts.extend_from_slice(&to_dir[common..]);
     parts.extend_from_slice(to_file);

@@ -170,7 +170,12 @@ impl Recipe {
     pub fn manifest_fingerprint(&self) -> Fingerprint {
         use md5::{Digest, Md5};
         let mut text = format!("resize manifest {}\n", MANIFEST_VERSION);
-        let widths: Vec<String> = self.widths.as_slice().iter().map(|w| w.get().to_string()).collect();
+        let widths: Vec<String> = self
+            .widths
+            .as_slice()
+            .iter()
+            .map(|w| w.get().to_string())
+            .collect();
         text += &format!("widths {}\nupscale {:?}\n", widths.join(","), self.upscale);
         text += &format!("template {}\n", self.template().as_str());
         if let Some(m) = self.manifest() {

@@ -4,11 +4,14 @@
 //! ci`), a [`World`] of one bucket with a client for the test's own calls,
 //! an S3 proxy that counts requests and injects faults ([`proxy`]), a local
 //! Lambda Runtime API ([`runtime_api`]), both on hyper, the workspace's
-//! fixtures, and large sources made from them ([`large`]).
+//! fixtures, large sources made from them ([`large`]), and manifests
+//! checked against their schema ([`manifest`], jsonschema from the same
+//! `.venv`).
 //!
 //! A dev-dependency only; nothing here ships.
 
 pub mod large;
+pub mod manifest;
 pub mod proxy;
 pub mod runtime_api;
 
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
+pub use manifest::{assert_valid_manifest, validate_manifest};
 
 /// How long a test waits for an answer, a server or an exit.
 pub const WAIT: Duration = Duration::from_secs(60);

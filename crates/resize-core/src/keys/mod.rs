@@ -354,7 +354,9 @@ impl KeyRules {
         }
         if let Some(manifest) = &source.manifest {
             if manifest.len() > MAX_KEY_BYTES {
-                return Err(NotASource::UnsafeKey("its manifest key would be longer than 1024 bytes"));
+                return Err(NotASource::UnsafeKey(
+                    "its manifest key would be longer than 1024 bytes",
+                ));
             }
             if check_key(manifest).is_err() {
                 return Err(NotASource::UnsafeKey(

@@ -147,7 +147,12 @@ impl Default for ManifestTemplate {
     fn default() -> ManifestTemplate {
         ManifestTemplate {
             text: DEFAULT_MANIFEST_TEMPLATE.to_owned(),
-            parts: vec![Part::Dir, Part::Lit("/".to_owned()), Part::Stem, Part::Lit(".json".to_owned())],
+            parts: vec![
+                Part::Dir,
+                Part::Lit("/".to_owned()),
+                Part::Stem,
+                Part::Lit(".json".to_owned()),
+            ],
         }
     }
 }
@@ -159,7 +164,8 @@ impl ManifestTemplate {
             template: text.to_owned(),
             expected,
         };
-        let parts = split(text).map_err(|_| bad("only the placeholders {dir} and {stem}, closed with `}`"))?;
+        let parts =
+            split(text).map_err(|_| bad("only the placeholders {dir} and {stem}, closed with `}`"))?;
         if parts
             .iter()
             .any(|p| matches!(p, Part::Width | Part::Height | Part::Ext))
