@@ -54,6 +54,8 @@ pub enum TaskResult {
         variants: usize,
         bytes_in: u64,
         bytes_out: u64,
+        /// The manifest written with them (or alone), if any.
+        manifest: Option<String>,
     },
     Deleted(usize),
     Skipped(String),
@@ -205,9 +207,15 @@ pub fn batch_answer(task_id: &str, result: &TaskResult) -> TaskAnswer {
             variants,
             bytes_in,
             bytes_out,
+            manifest,
         } => (
             ResultCode::Succeeded,
-            format!("wrote {variants} variant(s), {bytes_out} bytes from {bytes_in}"),
+            match manifest {
+                Some(m) => {
+                    format!("wrote {variants} variant(s) and manifest {m}, {bytes_out} bytes from {bytes_in}")
+                }
+                None => format!("wrote {variants} variant(s), {bytes_out} bytes from {bytes_in}"),
+            },
         ),
         TaskResult::Deleted(n) => (ResultCode::Succeeded, format!("deleted {n} variant(s)")),
         // Variants, keys outside the source prefixes, non-images and
@@ -349,9 +357,13 @@ async fn run_task(app: &Arc<App>, task: &Task) -> TaskResult {
             variants,
             bytes_in,
             bytes_out,
-        } => {
-            info!(key = %task_key(task), variants, bytes_in, bytes_out, ms, "variants written")
-        }
+            manifest,
+        } => match manifest {
+            Some(m) => {
+                info!(key = %task_key(task), variants, manifest = %m, bytes_in, bytes_out, ms, "variants and manifest written")
+            }
+            None => info!(key = %task_key(task), variants, bytes_in, bytes_out, ms, "variants written"),
+        },
         TaskResult::Deleted(n) => info!(key = %task_key(task), deleted = n, ms, "variants deleted"),
         TaskResult::Skipped(why) => info!(key = %task_key(task), reason = %why, ms, "skipped"),
         TaskResult::Failed {
@@ -448,11 +460,15 @@ async fn blocking(key: &str, job: impl FnOnce(&str) -> Report + Send + 'static) 
 
 fn task_result(report: Report) -> TaskResult {
     match report.outcome {
-        Outcome::Written(vs) => TaskResult::Written {
-            variants: vs.len(),
-            bytes_in: report.bytes_in,
-            bytes_out: vs.iter().filter_map(|v| v.bytes).sum(),
-        },
+        Outcome::Written(vs) => {
+            let manifest_bytes = report.manifest.as_ref().and_then(|m| m.bytes);
+            TaskResult::Written {
+                variants: vs.len(),
+                bytes_in: report.bytes_in,
+                bytes_out: vs.iter().filter_map(|v| v.bytes).chain(manifest_bytes).sum(),
+                manifest: report.manifest.map(|m| m.key),
+            }
+        }
         Outcome::Deleted(keys) => TaskResult::Deleted(keys.len()),
         Outcome::Skipped(skip) => TaskResult::Skipped(skip.to_string()),
         Outcome::Failed(e) => failed(e.is_transient(), error_chain(&e)),

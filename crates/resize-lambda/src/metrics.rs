@@ -27,6 +27,7 @@ impl Metrics {
                 variants,
                 bytes_in,
                 bytes_out,
+                ..
             } => {
                 self.images += 1;
                 self.variants += *variants as u64;

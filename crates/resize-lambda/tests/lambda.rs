@@ -19,5 +19,7 @@ mod harness;
 mod invocations;
 #[path = "lambda/load.rs"]
 mod load;
+#[path = "lambda/manifest.rs"]
+mod manifest;
 #[path = "lambda/memory.rs"]
 mod memory;
