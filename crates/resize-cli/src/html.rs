@@ -238,10 +238,10 @@ fn text(s: &str) -> String {
 /// Where the page goes: refuses a path that is a directory.
 pub fn page_path(path: &Path) -> anyhow::Result<PathBuf> {
     if path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/') {
+        let shown = path.display().to_string();
         bail!(
-            "--html {} is a directory: give the page's file name, e.g. {}/index.html",
-            path.display(),
-            path.display()
+            "--html {shown} is a directory: give the page's file name, e.g. {}/index.html",
+            shown.trim_end_matches('/')
         );
     }
     Ok(path.to_path_buf())

@@ -17,6 +17,8 @@ mod batch;
 mod incremental;
 #[path = "cli/keys.rs"]
 mod keys;
+#[path = "cli/manifest.rs"]
+mod manifest;
 #[path = "cli/pixels.rs"]
 mod pixels;
 #[path = "cli/robustness.rs"]
