@@ -3,7 +3,8 @@
 //! key accepted as a source, every output is a safe key of at most 1024
 //! bytes that is not itself a source, and lies under the destination; and
 //! under any destination folder the recursion guard accepts, still no
-//! source.
+//! source. Manifests are on (`{dir}/{stem}.json`): a source's manifest
+//! key obeys the same rules, looks like an output and is no variant's key.
 
 #![no_main]
 
@@ -24,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         "REPLACEMENTS" => Some(replacements.clone()),
         "KEY_TEMPLATE" => Some(template.clone()),
         "FORMATS" => Some("jpeg,webp".to_owned()),
+        "MANIFEST" => Some("true".to_owned()),
         _ => None,
     }) else {
         return;
@@ -38,12 +40,20 @@ fuzz_target!(|data: &[u8]| {
             .iter()
             .find(|r| key.starts_with(&format!("{}/", r.from())))
             .map(|r| format!("{}/", r.to()));
+        let manifest = source.manifest_key().expect("manifests are on");
+        assert!(is_safe(manifest), "manifest {manifest:?} of {key:?}");
+        assert!(recipe.source_key(manifest).is_err(), "manifest {manifest:?} is a source");
+        assert!(recipe.looks_like_output(manifest), "manifest {manifest:?} does not look like an output");
+        if let Some(d) = &destination {
+            assert!(manifest.starts_with(d.as_str()), "{manifest:?} not under {d:?}");
+        }
         for w in recipe.widths().as_slice() {
             for &f in recipe.formats() {
                 for h in [1, 4_000_000_000] {
                     let out = source.output_key(w.get(), h, f).expect("fits: checked by source_key");
                     assert!(is_safe(&out), "{out:?} from {key:?}");
                     assert_ne!(out, key);
+                    assert_ne!(out, manifest);
                     assert!(
                         recipe.source_key(&out).is_err(),
                         "{out:?} from {key:?} is a source"
