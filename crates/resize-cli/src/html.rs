@@ -48,11 +48,12 @@ pub struct Placeholder {
 }
 
 /// The layout width the page gives photos, and the `sizes` that says so:
-/// a 960 px column, the whole viewport below it. At 400 px and DPR 1 a
-/// browser wants 400 device pixels (the 720 px variant of the default
-/// widths); at 1400 px and DPR 2, 1920 (the 2200 px one).
+/// a 960 px column (photos edge to edge, captions padded), the whole
+/// viewport below it. At 400 px and DPR 1 a browser wants 400 device
+/// pixels (the 720 px variant of the default widths); at 1400 px and
+/// DPR 2, 1920 (the 2200 px one).
 const COLUMN: u32 = 960;
-const SIZES: &str = "(min-width: 1000px) 960px, 100vw";
+const SIZES: &str = "(min-width: 960px) 960px, 100vw";
 
 /// Checks `--html-base`: it is put before every output key inside
 /// `srcset`, where whitespace or a comma would split a candidate.
@@ -128,7 +129,8 @@ pub fn page(manifests: &[PageManifest], base: &str) -> String {
     ));
     let _ = write!(
         o,
-        "body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0 auto; max-width: {COLUMN}px; padding: 0 1ex; }}\n\
+        "body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0 auto; max-width: {COLUMN}px; }}\n\
+         h1, figcaption {{ padding: 0 1ex; }}\n\
          figure {{ margin: 2em 0; }}\n\
          img {{ display: block; width: 100%; height: auto; background-size: cover; background-repeat: no-repeat; }}\n\
          table {{ border-collapse: collapse; margin-top: .5em; }}\n\
@@ -136,15 +138,23 @@ pub fn page(manifests: &[PageManifest], base: &str) -> String {
          td.n {{ text-align: right; }}\n"
     );
     o.push_str("</style>\n</head>\n<body>\n");
-    let _ = writeln!(o, "<h1>{} photos</h1>", manifests.len());
-    for m in manifests {
-        figure(&mut o, m, base);
+    let count = manifests.len();
+    let _ = writeln!(o, "<h1>{count} photo{}</h1>", if count == 1 { "" } else { "s" });
+    for (i, m) in manifests.iter().enumerate() {
+        // The first photo is what a visitor sees first: fetched at once,
+        // ahead of the rest; the others when they come near the viewport.
+        let loading = if i == 0 {
+            "loading=\"eager\" fetchpriority=\"high\""
+        } else {
+            "loading=\"lazy\""
+        };
+        figure(&mut o, m, base, loading);
     }
     o.push_str("</body>\n</html>\n");
     o
 }
 
-fn figure(o: &mut String, m: &PageManifest, base: &str) {
+fn figure(o: &mut String, m: &PageManifest, base: &str, loading: &str) {
     let url = |key: &str| format!("{base}{}", url_path(key));
     let srcset = |format: &str| -> String {
         let mut of: Vec<&Entry> = m.variants.iter().filter(|v| v.format == format).collect();
@@ -193,12 +203,14 @@ fn figure(o: &mut String, m: &PageManifest, base: &str) {
     }
     let _ = writeln!(
         o,
-        "<img src=\"{}\" srcset=\"{}\" sizes=\"{SIZES}\" width=\"{}\" height=\"{}\" loading=\"lazy\" \
+        "<img src=\"{}\" srcset=\"{}\" sizes=\"{SIZES}\" width=\"{}\" height=\"{}\" {loading} \
          decoding=\"async\" alt=\"{}\" style=\"background-color: {}; background-image: url('{}')\">",
         attr(&url(&src.key)),
         attr(&srcset(fallback)),
-        src.width,
-        src.height,
+        // The source's upright size: its exact shape, where a variant's
+        // height is rounded (a 4000×3 panorama's 720 px variant is 720×1).
+        m.source.width,
+        m.source.height,
         attr(&m.source.key),
         attr(&m.placeholder.color),
         attr(&m.placeholder.data_url),

@@ -13,6 +13,8 @@ mod support;
 
 #[path = "cli/batch.rs"]
 mod batch;
+#[path = "cli/browser.rs"]
+mod browser;
 #[path = "cli/incremental.rs"]
 mod incremental;
 #[path = "cli/keys.rs"]

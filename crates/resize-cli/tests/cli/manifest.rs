@@ -33,7 +33,14 @@ fn manifests_on_disk_follow_their_variants() {
     let made = mtime(&variant);
 
     // A dry run lists the manifest a run would write, and writes nothing.
-    let plan = sb.run(&with(&["--json", "--dry-run", "--manifest", "--out", "out", "photos"]));
+    let plan = sb.run(&with(&[
+        "--json",
+        "--dry-run",
+        "--manifest",
+        "--out",
+        "out",
+        "photos",
+    ]));
     let plan = plan.expect_code(0).json();
     assert_eq!(line(&plan)["manifest"]["key"], "resized/trips/a.json");
     assert_eq!(line(&plan)["manifest"]["found"], "missing");
@@ -44,19 +51,28 @@ fn manifests_on_disk_follow_their_variants() {
     // The run writes it alone: the variants stay as they were.
     let run = sb.run(&with(&["--json", "--manifest", "--out", "out", "photos"]));
     let run = run.expect_code(0).json();
-    assert_eq!((run["variants_written"].as_u64(), run["manifests"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (run["variants_written"].as_u64(), run["manifests"].as_u64()),
+        (Some(0), Some(1))
+    );
     assert_eq!(mtime(&variant), made);
     let bytes = fs::read(&manifest).expect("the manifest");
     assert_valid_manifest(&bytes);
     let doc: Value = serde_json::from_slice(&bytes).expect("JSON");
     assert_eq!(doc["source"]["key"], "original/trips/a.jpg");
-    assert_eq!((doc["source"]["width"].as_u64(), doc["source"]["height"].as_u64()), (Some(3024), Some(4032)));
+    assert_eq!(
+        (doc["source"]["width"].as_u64(), doc["source"]["height"].as_u64()),
+        (Some(3024), Some(4032))
+    );
     for v in doc["variants"].as_array().expect("variants") {
         let path = sb.path(&format!("out/{}", v["key"].as_str().expect("key")));
         let size = fs::metadata(&path).expect("the variant exists").len();
         assert_eq!(v["bytes"].as_u64(), Some(size), "{path:?}");
         let image = decode(&path);
-        assert_eq!((Some(u64::from(image.width())), Some(u64::from(image.height()))), (v["width"].as_u64(), v["height"].as_u64()));
+        assert_eq!(
+            (Some(u64::from(image.width())), Some(u64::from(image.height()))),
+            (v["width"].as_u64(), v["height"].as_u64())
+        );
     }
 
     // Current: nothing to do. Without the state file, our manifest is
@@ -70,7 +86,14 @@ fn manifests_on_disk_follow_their_variants() {
 
     // A JSON the user wrote at that key is never overwritten.
     fs::write(&manifest, b"{\"mine\": true}\n").expect("write");
-    let refused = sb.run(&with(&["--json", "--manifest", "--force", "--out", "out", "photos"]));
+    let refused = sb.run(&with(&[
+        "--json",
+        "--manifest",
+        "--force",
+        "--out",
+        "out",
+        "photos",
+    ]));
     let report = refused.expect_code(1).json();
     let reason = reasons(&report, "failed");
     assert_eq!(
@@ -87,7 +110,8 @@ fn a_backfill_writes_what_a_local_run_writes() {
     let photo = fs::read(fixtures().join("images/phone-orient6.jpg")).expect("fixture");
     sb.write("photos/original/trips/a b,c.jpg", &photo);
     world.put("original/trips/a b,c.jpg", photo, &[]);
-    sb.run(&with(&["--manifest", "--out", "out", "photos"])).expect_code(0);
+    sb.run(&with(&["--manifest", "--out", "out", "photos"]))
+        .expect_code(0);
     let local = fs::read(sb.path("out/resized/trips/a b,c.json")).expect("the local manifest");
     assert_valid_manifest(&local);
 
@@ -114,5 +138,10 @@ fn a_backfill_writes_what_a_local_run_writes() {
     let head = world.head("resized/trips/a b,c.json").expect("the manifest");
     assert_eq!(head.content_type(), Some("application/json"));
     let doc: Value = serde_json::from_slice(&remote).expect("JSON");
-    assert!(doc["srcset"]["webp"].as_str().is_some_and(|s| s.starts_with("a%20b%2Cc-360.webp 360w, ")), "{doc}");
+    assert!(
+        doc["srcset"]["webp"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("a%20b%2Cc-360.webp 360w, ")),
+        "{doc}"
+    );
 }
