@@ -142,7 +142,7 @@ pub enum JobError {
     /// A variant key holds a variant of another source (`a.jpg` and
     /// `a.png` make the same keys); it is never overwritten.
     #[error(
-        "its outputs would overwrite those of `{owner}` (`{variant}` is a variant of it); rename one of them"
+        "its outputs would overwrite those of `{owner}` (`{variant}` was made from it); rename one of them"
     )]
     Taken {
         /// The variant key.
@@ -880,16 +880,27 @@ impl Job<'_> {
             .map(|(p, size)| {
                 let v = &p.variant;
                 let written = variants.iter().find(|w| w.key == v.key).and_then(|w| w.bytes);
-                ManifestEntry {
+                // Stale variants were just written and current ones have a
+                // stored size (`stale` above); a render that made fewer
+                // sizes than the plan leaves one unknown: no manifest then,
+                // rather than one that lists a variant that is not there.
+                let bytes = written.or(*size).ok_or_else(|| JobError::Check {
+                    key: v.key.clone(),
+                    source: StorageError::Permanent {
+                        message: "its size is unknown, so the manifest is not written".to_owned(),
+                        source: None,
+                    },
+                })?;
+                Ok(ManifestEntry {
                     key: v.key.clone(),
                     format: v.format,
                     width: v.width,
                     height: v.height,
-                    bytes: written.or(*size).unwrap_or(0),
+                    bytes,
                     fingerprint: recipe.fingerprint(v.format),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, JobError>>()?;
         let document = Manifest {
             key: manifest.key.clone(),
             source: key.to_owned(),
@@ -1553,7 +1564,7 @@ mod tests {
             assert_eq!(
                 run("a.png", force),
                 "failed (transient: false): its outputs would overwrite those of `a.jpg` \
-                 (`a-100.jpg` is a variant of it); rename one of them"
+                 (`a-100.jpg` was made from it); rename one of them"
             );
         }
         assert_eq!(store.object("a-100.jpg"), before);
@@ -1920,7 +1931,7 @@ mod tests {
         }
         assert_eq!(
             manifest_step(&store, &r, "original/a.jpg", true),
-            "failed (transient: false): its outputs would overwrite those of `original/a.png` (`resized/a.json` is a variant of it); rename one of them"
+            "failed (transient: false): its outputs would overwrite those of `original/a.png` (`resized/a.json` was made from it); rename one of them"
         );
         assert_eq!(
             manifest_owner(&store.object("resized/a.json").unwrap().bytes).as_deref(),

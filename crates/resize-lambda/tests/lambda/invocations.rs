@@ -378,7 +378,7 @@ fn a_variant_of_another_source_is_never_overwritten() {
             json!([{
                 "key": "original/trips/a.png",
                 "error": "its outputs would overwrite those of `original/trips/a.jpg` \
-                          (`resized/trips/a-360.jpg` is a variant of it); rename one of them"
+                          (`resized/trips/a-360.jpg` was made from it); rename one of them"
             }])
         )
     );
