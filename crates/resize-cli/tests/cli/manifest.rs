@@ -144,4 +144,35 @@ fn a_backfill_writes_what_a_local_run_writes() {
             .is_some_and(|s| s.starts_with("a%20b%2Cc-360.webp 360w, ")),
         "{doc}"
     );
+
+    // A page for an S3 destination links to the bucket's public URL, or to
+    // what --html-base says; the run says which.
+    let mut page_args = with(&["--html", "page.html", "--out"]);
+    page_args.extend([bucket.as_str(), input.as_str()]);
+    let run = sb.run_env(&page_args, &env);
+    let bucket_url = format!("https://{BUCKET}.s3.amazonaws.com/");
+    assert!(
+        run.expect_code(0)
+            .stderr
+            .contains(&format!("links to {bucket_url}")),
+        "{}",
+        run.stderr
+    );
+    let page = fs::read_to_string(sb.path("page.html")).expect("the page");
+    let img = format!("{bucket_url}resized/trips/a%20b%2Cc-720.jpg 720w");
+    assert!(page.contains(&img), "{page}");
+    let mut cdn_args = with(&[
+        "--html",
+        "page.html",
+        "--html-base",
+        "https://cdn.example.com/site",
+        "--out",
+    ]);
+    cdn_args.extend([bucket.as_str(), input.as_str()]);
+    sb.run_env(&cdn_args, &env).expect_code(0);
+    let page = fs::read_to_string(sb.path("page.html")).expect("the page");
+    assert!(
+        page.contains("https://cdn.example.com/site/resized/trips/a%20b%2Cc-2200.webp 2200w"),
+        "{page}"
+    );
 }
