@@ -2,6 +2,10 @@
 //! core parser ([`resize_core::Recipe::from_lookup`]); a flag wins over its
 //! variable.
 
+// The field comments below are clap's help text, read on a terminal, not
+// rendered as HTML: `<picture>` and bare URLs are meant literally there.
+#![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
+
 use std::path::PathBuf;
 
 use clap::Parser;
