@@ -577,6 +577,53 @@ mod tests {
         }
     }
 
+    /// Manifest templates as a user could type them: the manifest key of
+    /// `original/trips/a.jpg` under `original:resized`, or the error.
+    #[test]
+    fn manifest_templates() {
+        let cases = [
+            "{dir}/{stem}.json",
+            "{dir}/manifests/{stem}.json",
+            "{dir}/{stem}/index.json",
+            "{dir}/{stem}.manifest.json",
+            "",
+            "{stem}.json",
+            "{dir}{stem}.json",
+            "manifests/{dir}/{stem}.json",
+            "{dir}/{stem}",
+            "{dir}/{stem}.JSON",
+            "{dir}/.json",
+            "{dir}/{stem}-{stem}.json",
+            "{dir}/{dir}/{stem}.json",
+            "{dir}/{stem}-{width}.json",
+            "{dir}/{stem}.{ext}.json",
+            "{dir}/{name}.json",
+            "{dir}/{stem.json",
+            "{dir}/stem}.json",
+            "{dir}/../{stem}.json",
+            "{dir}//{stem}.json",
+            "{dir}/./{stem}.json",
+        ];
+        let mut out = String::new();
+        for text in cases {
+            let got = ManifestTemplate::parse(text).and_then(|m| {
+                crate::recipe::Recipe::builder()
+                    .replacements(vec![Replacement::parse("original:resized")?])
+                    .manifest(Some(m))
+                    .build()
+            });
+            let line = match got {
+                Ok(r) => match r.source_key("original/trips/a.jpg") {
+                    Ok(s) => format!("{:?}", s.manifest_key()),
+                    Err(e) => format!("source refused: {e}"),
+                },
+                Err(e) => e.to_string(),
+            };
+            out.push_str(&format!("{text:?}\n    {line}\n"));
+        }
+        insta::assert_snapshot!(out);
+    }
+
     #[test]
     fn templates() {
         check_template(

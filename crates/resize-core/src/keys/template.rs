@@ -164,8 +164,14 @@ impl ManifestTemplate {
             template: text.to_owned(),
             expected,
         };
-        let parts =
-            split(text).map_err(|_| bad("only the placeholders {dir} and {stem}, closed with `}`"))?;
+        let parts = split(text).map_err(|why| {
+            // `split` knows the variant template's placeholders; name ours.
+            bad(if why.starts_with("only the placeholders") {
+                "only the placeholders {dir} and {stem}"
+            } else {
+                why
+            })
+        })?;
         if parts
             .iter()
             .any(|p| matches!(p, Part::Width | Part::Height | Part::Ext))
