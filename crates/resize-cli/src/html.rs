@@ -132,7 +132,7 @@ pub fn page(manifests: &[PageManifest], base: &str) -> String {
         "body {{ font: 14px/1.4 system-ui, sans-serif; margin: 0 auto; max-width: {COLUMN}px; }}\n\
          h1, figcaption {{ padding: 0 1ex; }}\n\
          figure {{ margin: 2em 0; }}\n\
-         img {{ display: block; width: 100%; height: auto; background-size: cover; background-repeat: no-repeat; }}\n\
+         img {{ display: block; max-width: 100%; height: auto; background-size: cover; background-repeat: no-repeat; }}\n\
          table {{ border-collapse: collapse; margin-top: .5em; }}\n\
          td, th {{ padding: 0 1em 0 0; text-align: left; }}\n\
          td.n {{ text-align: right; }}\n"
@@ -181,9 +181,16 @@ fn figure(o: &mut String, m: &PageManifest, base: &str, loading: &str) {
     img.sort_by_key(|v| v.width);
     // `src` for browsers without srcset: the first at least as wide as
     // the column's usual need on a phone, else the widest.
-    let Some(src) = img.iter().find(|v| v.width >= 720).or(img.last()) else {
+    let (Some(src), Some(widest)) = (img.iter().find(|v| v.width >= 720).or(img.last()), img.last()) else {
         return;
     };
+    // The box: the widest variant's size (never shown larger than the
+    // largest image there is; the column narrows it), its height from the
+    // source's shape, which a rounded variant height only approximates (a
+    // 4000×3 panorama's 720 px variant is 720×1).
+    let box_height = (u64::from(widest.width) * u64::from(m.source.height) + u64::from(m.source.width) / 2)
+        / u64::from(m.source.width.max(1));
+    let box_height = box_height.max(1);
     o.push_str("<figure>\n<picture>\n");
     for f in formats.iter().filter(|f| **f != fallback) {
         let Some(kind) = m
@@ -207,10 +214,8 @@ fn figure(o: &mut String, m: &PageManifest, base: &str, loading: &str) {
          decoding=\"async\" alt=\"{}\" style=\"background-color: {}; background-image: url('{}')\">",
         attr(&url(&src.key)),
         attr(&srcset(fallback)),
-        // The source's upright size: its exact shape, where a variant's
-        // height is rounded (a 4000×3 panorama's 720 px variant is 720×1).
-        m.source.width,
-        m.source.height,
+        widest.width,
+        box_height,
         attr(&m.source.key),
         attr(&m.placeholder.color),
         attr(&m.placeholder.data_url),
