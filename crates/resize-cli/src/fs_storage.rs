@@ -206,6 +206,15 @@ impl Storage for FsStorage {
             message: format!("key `{key}` would leave the output directory"),
             source: None,
         })?;
+        // The CLI's own files (the state file, temporary and lock files)
+        // are never an output: a source named `.resize-state.jpg` would
+        // otherwise put its manifest over the state file.
+        if path.file_name().is_some_and(is_own_file) {
+            return Err(StorageError::Permanent {
+                message: format!("`{key}` has the name of one of resize-cli's own files"),
+                source: None,
+            });
+        }
         // `out_path` joined a relative key to the root: there is a parent.
         let parent = path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(parent).map_err(|e| io_error(e, key, "create directory for"))?;

@@ -191,6 +191,17 @@ fn figure(o: &mut String, m: &PageManifest, base: &str, loading: &str) {
     let box_height = (u64::from(widest.width) * u64::from(m.source.height) + u64::from(m.source.width) / 2)
         / u64::from(m.source.width.max(1));
     let box_height = box_height.max(1);
+    // The placeholder goes into CSS inside an attribute, where the HTML
+    // escapes of `attr` are undone before CSS reads it: only values of the
+    // shapes the schema allows are used.
+    let placeholder = if is_colour(&m.placeholder.color) && is_png_data_url(&m.placeholder.data_url) {
+        format!(
+            " style=\"background-color: {}; background-image: url('{}')\"",
+            m.placeholder.color, m.placeholder.data_url
+        )
+    } else {
+        String::new()
+    };
     o.push_str("<figure>\n<picture>\n");
     for f in formats.iter().filter(|f| **f != fallback) {
         let Some(kind) = m
@@ -211,14 +222,12 @@ fn figure(o: &mut String, m: &PageManifest, base: &str, loading: &str) {
     let _ = writeln!(
         o,
         "<img src=\"{}\" srcset=\"{}\" sizes=\"{SIZES}\" width=\"{}\" height=\"{}\" {loading} \
-         decoding=\"async\" alt=\"{}\" style=\"background-color: {}; background-image: url('{}')\">",
+         decoding=\"async\" alt=\"{}\"{placeholder}>",
         attr(&url(&src.key)),
         attr(&srcset(fallback)),
         widest.width,
         box_height,
         attr(&m.source.key),
-        attr(&m.placeholder.color),
-        attr(&m.placeholder.data_url),
     );
     o.push_str("</picture>\n<figcaption>\n");
     let _ = writeln!(
@@ -240,6 +249,25 @@ fn figure(o: &mut String, m: &PageManifest, base: &str, loading: &str) {
         );
     }
     o.push_str("</table>\n</figcaption>\n</figure>\n");
+}
+
+/// `#rrggbb`, lower case.
+fn is_colour(s: &str) -> bool {
+    s.len() == 7
+        && s.starts_with('#')
+        && s[1..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `data:image/png;base64,` and base64 characters only.
+fn is_png_data_url(s: &str) -> bool {
+    s.strip_prefix("data:image/png;base64,").is_some_and(|b64| {
+        !b64.is_empty()
+            && b64
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    })
 }
 
 /// Text for an HTML attribute value in double quotes.
@@ -284,6 +312,17 @@ mod tests {
         check("https://x/a b", Err("--html-base `https://x/a b` contains ' ': it would split srcset candidates; percent-encode it"));
         check("https://x/a,b", Err("--html-base `https://x/a,b` contains a comma: it would split srcset candidates; percent-encode it"));
         check("https://x/\"><script>", Err("--html-base `https://x/\"><script>` contains one of \" ' < > # ?: give the folder URL the output keys follow"));
+    }
+
+    #[test]
+    fn placeholders_that_could_leave_css_are_dropped() {
+        assert!(
+            is_colour("#1e5ac8") && !is_colour("#1E5AC8") && !is_colour("red;x:y") && !is_colour("#12345")
+        );
+        assert!(is_png_data_url("data:image/png;base64,iVBORw0KGgo="));
+        assert!(!is_png_data_url("data:image/png;base64,iVB')x"));
+        assert!(!is_png_data_url("data:image/svg+xml;base64,PHN2Zz4="));
+        assert!(!is_png_data_url("data:image/png;base64,"));
     }
 
     #[test]

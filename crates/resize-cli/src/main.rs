@@ -258,7 +258,7 @@ fn run(args: &Args) -> Result<Summary, Failure> {
                 let storage = Routed {
                     sources,
                     outputs,
-                    recipe: &recipe,
+                    source: &key,
                 };
                 // One path for both: the dry run stops after the plan.
                 let plan = resize_core::plan_job(&storage, &recipe, &key, options.clone());
@@ -319,7 +319,13 @@ fn write_page(
     outputs: &dyn Storage,
 ) -> anyhow::Result<()> {
     let mut manifests = Vec::new();
+    let mut shown = std::collections::HashSet::new();
     for line in lines {
+        // A failed source's manifest key may hold another source's
+        // manifest (`a.png` beside `a.jpg`) or a user's JSON: not its own.
+        if !matches!(line.status, report::Status::Written | report::Status::Skipped) {
+            continue;
+        }
         let Some(key) = recipe
             .source_key(&line.key)
             .ok()
@@ -327,12 +333,18 @@ fn write_page(
         else {
             continue;
         };
+        if !shown.insert(key.clone()) {
+            continue;
+        }
         let document = match outputs.get(&key, 1 << 20) {
             Ok(f) => f.bytes,
             // No variant (too narrow), or a failed source: not on the page.
             Err(StorageError::NotFound(_)) => continue,
             Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read manifest `{key}`"))),
         };
+        if resize_core::manifest_owner(&document).as_deref() != Some(line.key.as_str()) {
+            continue;
+        }
         match serde_json::from_slice::<html::PageManifest>(&document) {
             Ok(m) => manifests.push(m),
             Err(e) => eprintln!("warning: manifest `{key}` left off the page: {e}"),
@@ -400,10 +412,11 @@ enum Input {
 struct Routed<'a> {
     sources: &'a dyn Storage,
     outputs: &'a dyn Storage,
-    /// Tells outputs from sources: no source has an output's shape (the
-    /// recursion guard), so a read of an output's key (the manifest, to
-    /// tell whose it is) goes to the output store.
-    recipe: &'a Recipe,
+    /// The job's source: the one key read from the input. Any other read
+    /// (the manifest, to tell whose it is) goes to the output store. Not
+    /// told by shape: under REPLACEMENTS a source may look like an output
+    /// (`original/trip-360.jpg`).
+    source: &'a str,
 }
 
 impl Storage for Routed<'_> {
@@ -416,7 +429,7 @@ impl Storage for Routed<'_> {
     }
 
     fn get(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
-        if self.recipe.looks_like_output(key) {
+        if key != self.source {
             return self.outputs.get(key, limit);
         }
         self.sources.get(key, limit)

@@ -33,6 +33,10 @@ pub struct ManifestLine {
     /// What the key holds now (dry run only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub found: Option<String>,
+    /// Written, or a run would write it (with its variants even when it
+    /// is current itself).
+    #[serde(skip)]
+    pub writes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -91,6 +95,7 @@ impl ImageLine {
                 key: m.key,
                 bytes: m.bytes,
                 found: None,
+                writes: true,
             }),
         }
     }
@@ -102,20 +107,20 @@ impl ImageLine {
 
     /// Whether a manifest was written, or a run would write one.
     fn manifest_stale(&self) -> bool {
-        self.manifest
-            .as_ref()
-            .is_some_and(|m| m.found.as_deref() != Some(CURRENT))
+        self.manifest.as_ref().is_some_and(|m| m.writes)
     }
 }
 
 /// A plan as a dry run prints it: the variants a run would write, each
 /// with what its key holds now.
 pub fn planned(plan: Plan) -> ImageLine {
+    let writes = plan.writes_manifest();
     let manifest = match &plan.action {
         Action::Write(_) => plan.manifest.map(|m| ManifestLine {
             key: m.key,
             bytes: None,
             found: Some(m.found.to_string()),
+            writes,
         }),
         _ => None,
     };

@@ -370,6 +370,25 @@ pub struct Plan {
     sizes: Vec<Option<u64>>,
 }
 
+impl Plan {
+    /// Whether [`carry_out`] will write the manifest: it is stale, or a
+    /// variant is (a manifest lists its variants' sizes), or the run is
+    /// forced. What a dry run reports.
+    pub fn writes_manifest(&self) -> bool {
+        let Action::Write(planned) = &self.action else {
+            return false;
+        };
+        self.manifest.as_ref().is_some_and(|m| {
+            self.force
+                || m.found != Found::Current
+                || planned
+                    .iter()
+                    .zip(&self.sizes)
+                    .any(|(p, size)| p.found != Found::Current || size.is_none())
+        })
+    }
+}
+
 /// Options for [`plan_job`] and [`run_job`].
 #[derive(Clone, Debug, Default)]
 pub struct JobOptions {
@@ -788,13 +807,15 @@ impl Job<'_> {
         };
         // A manifest lists every variant's size: one the store gave none
         // for is made again, so its size is known.
-        let stale = |p: &Planned, size: &Option<u64>| {
-            force || p.found != Found::Current || (manifest.is_some() && size.is_none())
-        };
-        let mut variants: Vec<Variant> = planned
+        let stale: Vec<bool> = planned
             .iter()
             .zip(&sizes)
-            .filter(|(p, size)| stale(p, size))
+            .map(|(p, size)| force || p.found != Found::Current || (manifest.is_some() && size.is_none()))
+            .collect();
+        let mut variants: Vec<Variant> = planned
+            .iter()
+            .zip(&stale)
+            .filter(|(_, stale)| **stale)
             .map(|(p, _)| p.variant.clone())
             .collect();
         // A manifest's variants changed: it is rewritten with them.
@@ -877,9 +898,13 @@ impl Job<'_> {
         let entries = planned
             .iter()
             .zip(&sizes)
-            .map(|(p, size)| {
+            .zip(&stale)
+            .map(|((p, size), stale)| {
                 let v = &p.variant;
+                // A stale variant's stored object is the old one: only what
+                // was just written counts for it.
                 let written = variants.iter().find(|w| w.key == v.key).and_then(|w| w.bytes);
+                let size = if *stale { &None } else { size };
                 // Stale variants were just written and current ones have a
                 // stored size (`stale` above); a render that made fewer
                 // sizes than the plan leaves one unknown: no manifest then,
@@ -1937,5 +1962,58 @@ mod tests {
             manifest_owner(&store.object("resized/a.json").unwrap().bytes).as_deref(),
             Some("original/a.png")
         );
+    }
+
+    /// A store that keeps no metadata (files without a state record): a
+    /// manifest's key is read to tell whose document it holds.
+    struct NoMetadata(MemoryStorage);
+
+    impl Storage for NoMetadata {
+        fn head(&self, key: &str) -> Result<Option<Meta>, StorageError> {
+            Ok(self.0.head(key)?.map(|m| Meta { metadata: None, ..m }))
+        }
+        fn get(&self, key: &str, limit: u64) -> Result<Fetched, StorageError> {
+            self.0.get(key, limit)
+        }
+        fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
+            self.0.put(key, object)
+        }
+    }
+
+    #[test]
+    fn manifests_without_metadata_are_read_to_tell_whose() {
+        let r = manifest_recipe(&[]);
+        let photo = jpeg(400, 300);
+        let manifest_of = |key: &str| {
+            let store = MemoryStorage::new();
+            store.insert(key, photo.clone());
+            let _ = run_job(&store, &r, key, JobOptions::default());
+            let stem = key.trim_start_matches("original/").trim_end_matches(".jpg");
+            store.object(&format!("resized/{stem}.json")).unwrap().bytes
+        };
+        let cases: [(Vec<u8>, &str); 3] = [
+            (
+                manifest_of("original/b.jpg"),
+                "failed (transient: false): its outputs would overwrite those of `original/b.jpg` (`resized/a.json` was made from it); rename one of them",
+            ),
+            (
+                b"{\"generator\": \"someone else\"}".to_vec(),
+                "failed (transient: false): `resized/a.json` exists and is not a manifest made by resize; it is never overwritten (move it, or choose another MANIFEST_TEMPLATE)",
+            ),
+            // Ours, and with no time to judge by: made again.
+            (
+                manifest_of("original/a.jpg"),
+                "written 100x75 jpeg, 100x75 webp, 200x150 jpeg, 200x150 webp + manifest resized/a.json (was older than the source)",
+            ),
+        ];
+        for (document, expect) in cases {
+            let store = NoMetadata(MemoryStorage::new());
+            store.0.insert("original/a.jpg", photo.clone());
+            store.0.insert("resized/a.json", document.clone());
+            assert_eq!(manifest_step(&store, &r, "original/a.jpg", false), expect);
+            if expect.starts_with("failed") {
+                assert_eq!(store.0.object("resized/a.json").unwrap().bytes, document);
+            }
+        }
     }
 }

@@ -176,3 +176,53 @@ fn a_backfill_writes_what_a_local_run_writes() {
         "{page}"
     );
 }
+
+/// Under REPLACEMENTS a source may have an output's shape
+/// (`original/trip-360.jpg`): it is still read from its input, whole (a
+/// photo past the first 64 KiB a plan reads), here a bucket going to a
+/// folder. A source whose manifest would take the name of the CLI's state
+/// file fails alone, and the state file stays the CLI's.
+#[test]
+fn sources_shaped_like_outputs_and_names_the_cli_keeps() {
+    let world = World::new().expect("moto");
+    let sb = Sandbox::new();
+    let photo = fs::read(fixtures().join("images/phone-orient6.jpg")).expect("fixture");
+    assert!(photo.len() > 64 * 1024);
+    world.put("original/trip-360.jpg", photo, &[]);
+    let env = [
+        ("AWS_ENDPOINT_URL_S3", format!("http://127.0.0.1:{}", world.port)),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("S3_FORCE_PATH_STYLE", "true".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let input = format!("s3://{BUCKET}/original/");
+    let mut args = with(&["--json", "--manifest", "--out", "out"]);
+    args.push(&input);
+    let report = sb.run_env(&args, &env).expect_code(0).json();
+    assert_eq!(report["images_written"], 1, "{report}");
+    assert_eq!(decode(&sb.path("out/resized/trip-360-360.jpg")).width(), 360);
+    assert_valid_manifest(&fs::read(sb.path("out/resized/trip-360.json")).expect("the manifest"));
+
+    sb.copy_fixture("photo-4x3.jpg", "own/.resize-state.jpg");
+    let run = sb.run(&[
+        "--json",
+        "--manifest",
+        "--sizes",
+        "100",
+        "--out",
+        "own-out",
+        "own",
+    ]);
+    let report = run.expect_code(1).json();
+    let reason = reasons(&report, "failed");
+    assert!(
+        reason[".resize-state.jpg"].contains("has the name of one of resize-cli's own files"),
+        "{reason:?}"
+    );
+    let state = fs::read(sb.path("own-out/.resize-state.json")).expect("the state file");
+    assert_eq!(resize_core::manifest_owner(&state), None);
+    serde_json::from_slice::<Value>(&state).expect("the state file is the CLI's JSON");
+}
