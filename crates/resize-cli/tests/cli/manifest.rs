@@ -115,15 +115,9 @@ fn a_backfill_writes_what_a_local_run_writes() {
     let local = fs::read(sb.path("out/resized/trips/a b,c.json")).expect("the local manifest");
     assert_valid_manifest(&local);
 
-    let env = [
-        ("AWS_ENDPOINT_URL_S3", format!("http://127.0.0.1:{}", world.port)),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("S3_FORCE_PATH_STYLE", "true".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The S3 backfill tests' environment: test credentials, nothing from the host.
+    let env = crate::s3::s3_env(&sb, world.port);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let bucket = format!("s3://{BUCKET}");
     let input = format!("s3://{BUCKET}/original/");
     let args = with(&["--manifest", "--out"]);
@@ -189,15 +183,9 @@ fn sources_shaped_like_outputs_and_names_the_cli_keeps() {
     let photo = fs::read(fixtures().join("images/phone-orient6.jpg")).expect("fixture");
     assert!(photo.len() > 64 * 1024);
     world.put("original/trip-360.jpg", photo, &[]);
-    let env = [
-        ("AWS_ENDPOINT_URL_S3", format!("http://127.0.0.1:{}", world.port)),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("S3_FORCE_PATH_STYLE", "true".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The S3 backfill tests' environment: test credentials, nothing from the host.
+    let env = crate::s3::s3_env(&sb, world.port);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let input = format!("s3://{BUCKET}/original/");
     let mut args = with(&["--json", "--manifest", "--out", "out"]);
     args.push(&input);

@@ -11,7 +11,7 @@ use crate::support::*;
 
 /// The CLI's environment for the S3 server on `port`: test credentials,
 /// path-style URLs, and nothing from the host (no profile, no IMDS).
-fn s3_env(sandbox: &Sandbox, port: u16) -> Vec<(String, String)> {
+pub fn s3_env(sandbox: &Sandbox, port: u16) -> Vec<(String, String)> {
     let home = sandbox.path("home").to_string_lossy().into_owned();
     vec![
         ("AWS_ENDPOINT_URL_S3".into(), format!("http://127.0.0.1:{port}")),
@@ -26,7 +26,7 @@ fn s3_env(sandbox: &Sandbox, port: u16) -> Vec<(String, String)> {
     ]
 }
 
-fn run_s3(sandbox: &Sandbox, port: u16, args: &[&str], extra: &[(&str, &str)]) -> Run {
+pub fn run_s3(sandbox: &Sandbox, port: u16, args: &[&str], extra: &[(&str, &str)]) -> Run {
     let env = s3_env(sandbox, port);
     let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     pairs.extend_from_slice(extra);
