@@ -5,6 +5,7 @@
 //! it runs on Amazon Linux 2023 (glibc 2.34: no symbol may need a newer
 //! version), and zips it as `target/lambda/resize-lambda/bootstrap.zip`
 //! with the executable bit set, the layout `provided.al2023` expects.
+//! A libjpeg built without its SIMD code (no nasm) stops the build here.
 
 use std::fs;
 use std::io::Write;
@@ -28,6 +29,10 @@ pub fn run(root: &Path) -> Result<()> {
             "--bin",
             "bootstrap",
         ])
+        // The package that ships must have libjpeg's SIMD code: resize-core's
+        // build script only warns for other builds (cargo says
+        // `PROFILE=release` for this profile too, so it cannot tell).
+        .env("RESIZE_REQUIRE_SIMD_JPEG", "1")
         .current_dir(root)
         .status()
         .context("running cargo build")?;

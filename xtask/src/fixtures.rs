@@ -39,6 +39,7 @@ pub fn run(root: &Path) -> Result<()> {
     colour_managed(&mut out)?;
     pixel_formats(&mut out)?;
     bad(&mut out)?;
+    jpeg_warnings(&mut out)?;
     hostile(&mut out)?;
 
     let total: usize = out.written.iter().map(|(_, n)| n).sum();
@@ -800,6 +801,9 @@ struct Jpeg {
     sampling: SamplingFactor,
     app_segments: Vec<(u8, Vec<u8>)>,
     icc: Option<Vec<u8>>,
+    progressive: bool,
+    /// MCUs between restart markers (0: none).
+    restart: u16,
 }
 
 impl Default for Jpeg {
@@ -809,6 +813,8 @@ impl Default for Jpeg {
             sampling: SamplingFactor::R_4_2_0,
             app_segments: Vec::new(),
             icc: None,
+            progressive: false,
+            restart: 0,
         }
     }
 }
@@ -835,6 +841,10 @@ impl Jpeg {
         // image 0.25.10 / zune-jpeg 0.5.15 decodes to wrong colours (seen on
         // orient-5.jpg and every 4:2:0 photo), which would break tests for the wrong reason.
         enc.set_optimized_huffman_tables(false);
+        enc.set_progressive(self.progressive);
+        if self.restart > 0 {
+            enc.set_restart_interval(self.restart);
+        }
         for (nr, data) in &self.app_segments {
             enc.add_app_segment(*nr, data)?;
         }
@@ -844,6 +854,161 @@ impl Jpeg {
         enc.encode(pixels, w, h, color)?;
         Ok(bytes)
     }
+}
+
+// ---------------------------------------------------------------------------------
+// libjpeg's warnings: `bad/jpeg/` holds one file per warning that means missing
+// or wrong pixels (each must fail), `warnings/` files whose warnings leave the
+// pixels whole (each must render). See resize-core's src/pixels/libjpeg.rs.
+
+fn jpeg_warnings(out: &mut Out) -> Result<()> {
+    let (w, h) = (320, 240);
+    let pixels = rgb_from_fn(w, h, |x, y| photo_pixel(x, y, w, h));
+    let baseline = Jpeg::default().encode(&pixels, w, h, JpegColor::Rgb)?;
+    let progressive = Jpeg {
+        progressive: true,
+        ..Jpeg::default()
+    }
+    .encode(&pixels, w, h, JpegColor::Rgb)?;
+    let scans = scan_offsets(&progressive)?;
+    ensure!(scans.len() >= 4, "a progressive JPEG has several scans");
+
+    // What a phone writes: an EXIF block holding a whole thumbnail JPEG (its own
+    // scan and end marker), the main image cut in its scan. Only the segment
+    // chain tells that the end marker seen belongs to the thumbnail.
+    let thumb = Jpeg::default().encode(
+        &rgb_from_fn(40, 30, |x, y| photo_pixel(x, y, 40, 30)),
+        40,
+        30,
+        JpegColor::Rgb,
+    )?;
+    let with_thumb = Jpeg::default()
+        .app_segments(vec![(1, exif_with_thumbnail(&thumb)?)])
+        .encode(&pixels, w, h, JpegColor::Rgb)?;
+    out.write(
+        "bad/jpeg/cut-after-exif-thumbnail.jpg",
+        &with_thumb[..with_thumb.len() * 3 / 5],
+    )?;
+
+    // JWRN_HIT_MARKER: the file is cut and the end marker put back, so a marker
+    // arrives inside the scan; baseline and progressive.
+    let mut cut = baseline[..baseline.len() / 2].to_vec();
+    cut.extend_from_slice(&[0xFF, 0xD9]);
+    out.write("bad/jpeg/marker-inside-scan.jpg", &cut)?;
+    let mut cut = progressive[..(scans[1] + scans[2]) / 2].to_vec();
+    cut.extend_from_slice(&[0xFF, 0xD9]);
+    out.write("bad/jpeg/marker-inside-scan-progressive.jpg", &cut)?;
+
+    // JWRN_JPEG_EOF: a progressive file cut in a later scan, after a comment
+    // between scans whose text holds an end marker's bytes (so no quick check
+    // of markers can tell; only the decoder running out of data does).
+    let mut eof = progressive[..scans[2]].to_vec();
+    let text = b"\xFF\xD9 is an end marker";
+    eof.extend_from_slice(&[0xFF, 0xFE]);
+    eof.extend_from_slice(&u16::try_from(text.len() + 2)?.to_be_bytes());
+    eof.extend_from_slice(text);
+    eof.extend_from_slice(&progressive[scans[2]..(scans[2] + scans[3]) / 2]);
+    out.write("bad/jpeg/premature-end-progressive.jpg", &eof)?;
+
+    // JWRN_HUFF_BAD_CODE: the middle of the scan overwritten with one bits
+    // (each 0xFF stuffed with a 0x00, so no marker appears): no Huffman code
+    // of the standard tables is all ones.
+    let mut garbled = baseline.clone();
+    let mid = garbled.len() / 2;
+    for pair in garbled[mid..mid + 64].chunks_exact_mut(2) {
+        pair.copy_from_slice(&[0xFF, 0x00]);
+    }
+    out.write("bad/jpeg/bad-huffman-code.jpg", &garbled)?;
+
+    // JWRN_MUST_RESYNC: restart markers every MCU row, the third renumbered.
+    let restart = Jpeg {
+        restart: 20,
+        ..Jpeg::default()
+    }
+    .encode(&pixels, w, h, JpegColor::Rgb)?;
+    let start = find_segment(&restart, 0xDA)?.context("a scan")?;
+    let rst: Vec<usize> = (start..restart.len() - 1)
+        .filter(|&i| restart[i] == 0xFF && (0xD0..=0xD7).contains(&restart[i + 1]))
+        .collect();
+    ensure!(rst.len() >= 4, "restart markers written");
+    let mut resync = restart.clone();
+    resync[rst[2] + 1] = 0xD0 + ((resync[rst[2] + 1] - 0xD0 + 4) % 8);
+    out.write("bad/jpeg/restart-marker-out-of-order.jpg", &resync)?;
+
+    // JWRN_BOGUS_PROGRESSION: the first (DC) scan left out, so AC scans refine
+    // coefficients that never arrived.
+    let mut no_dc = progressive[..scans[0]].to_vec();
+    no_dc.extend_from_slice(&progressive[scans[1]..]);
+    out.write("bad/jpeg/progression-without-dc.jpg", &no_dc)?;
+
+    // Warnings that leave the pixels whole: these must render.
+    // JWRN_EXTRANEOUS_DATA: padding between the scan and the end marker.
+    let mut padded = baseline[..baseline.len() - 2].to_vec();
+    padded.extend_from_slice(&[0u8; 16]);
+    padded.extend_from_slice(&[0xFF, 0xD9]);
+    out.write("warnings/padding-before-end.jpg", &padded)?;
+    // A complete image followed by another cut short (a phone's preview or
+    // gain map after the main image's end): the main image is whole.
+    let mut trailing = progressive.clone();
+    trailing.extend_from_slice(&baseline[..baseline.len() / 3]);
+    out.write("warnings/cut-after-the-image.jpg", &trailing)?;
+    Ok(())
+}
+
+/// Where each scan (`FF DA` segment) of a JPEG starts, walking the segments
+/// and the entropy-coded data between them.
+fn scan_offsets(jpeg: &[u8]) -> Result<Vec<usize>> {
+    ensure!(jpeg.starts_with(&[0xFF, 0xD8]), "not a JPEG");
+    let mut found = Vec::new();
+    let mut pos = 2;
+    while pos + 4 <= jpeg.len() {
+        ensure!(jpeg[pos] == 0xFF, "broken JPEG segment chain at {pos}");
+        let m = jpeg[pos + 1];
+        if m == 0xD9 {
+            break;
+        }
+        let len = usize::from(u16::from_be_bytes([jpeg[pos + 2], jpeg[pos + 3]]));
+        let end = pos + 2 + len;
+        if m != 0xDA {
+            pos = end;
+            continue;
+        }
+        found.push(pos);
+        // Entropy-coded data runs to the next marker that is neither a
+        // stuffed byte (FF 00) nor a restart marker.
+        pos = end;
+        while pos + 1 < jpeg.len() && (jpeg[pos] != 0xFF || matches!(jpeg[pos + 1], 0x00 | 0xD0..=0xD7)) {
+            pos += 1;
+        }
+    }
+    Ok(found)
+}
+
+/// An EXIF APP1 body whose IFD1 holds `thumbnail` (JPEGInterchangeFormat and
+/// its length), as cameras and phones write it.
+fn exif_with_thumbnail(thumbnail: &[u8]) -> Result<Vec<u8>> {
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"II*\0");
+    tiff.extend_from_slice(&8u32.to_le_bytes());
+    // IFD0 at 8: one entry (Orientation 1), then the offset of IFD1.
+    let ifd1 = 8 + 2 + 12 + 4;
+    tiff.extend_from_slice(&1u16.to_le_bytes());
+    tiff.extend_from_slice(&[0x12, 0x01, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+    tiff.extend_from_slice(&u32::try_from(ifd1)?.to_le_bytes());
+    // IFD1: JPEGInterchangeFormat (0x0201) and its length (0x0202), LONGs.
+    let data = ifd1 + 2 + 2 * 12 + 4;
+    tiff.extend_from_slice(&2u16.to_le_bytes());
+    for (tag, value) in [(0x0201u16, data), (0x0202, thumbnail.len())] {
+        tiff.extend_from_slice(&tag.to_le_bytes());
+        tiff.extend_from_slice(&4u16.to_le_bytes());
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&u32::try_from(value)?.to_le_bytes());
+    }
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    tiff.extend_from_slice(thumbnail);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    Ok(app1)
 }
 
 /// Offset of the first segment with marker `FF <marker>` before the scan data, walking

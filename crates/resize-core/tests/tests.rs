@@ -10,7 +10,7 @@ use resize_core::{render, Format, Recipe, RenderError, Rendition};
 /// Reads `fixtures/bad/…` for names starting `bad/`, `fixtures/images/…` otherwise.
 fn fixture(name: &str) -> Vec<u8> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
-    let path = if ["bad/", "images/", "hostile/"]
+    let path = if ["bad/", "images/", "hostile/", "warnings/"]
         .iter()
         .any(|d| name.starts_with(d))
     {
@@ -804,17 +804,20 @@ fn a_variant_alone_is_the_same_variant_among_others() {
 /// the limit still renders.
 #[test]
 fn a_jpeg_with_thousands_of_scans_is_refused_before_decoding() {
-    // `photo-4x3.jpg` with a comment segment holding `n` scan markers:
-    // counted like real ones, and harmless when under the limit.
+    // `photo-4x3.jpg` with a comment segment after its scan holding `n`
+    // scan markers: counted like real ones (the quick count does not parse
+    // what follows the first scan), and harmless when under the limit.
+    // Before the first scan they would not count: the segments there are
+    // skipped by their lengths, as an EXIF thumbnail's must be.
     let with_markers = |n: usize| {
         let photo = fixture("photo-4x3.jpg");
         let payload = [0xFF, 0xDA].repeat(n);
         let len = u16::try_from(payload.len() + 2).unwrap();
-        let mut out = photo[..2].to_vec();
+        let mut out = photo[..photo.len() - 2].to_vec();
         out.extend_from_slice(&[0xFF, 0xFE]);
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&payload);
-        out.extend_from_slice(&photo[2..]);
+        out.extend_from_slice(&[0xFF, 0xD9]);
         out
     };
     let err = error_of(&with_markers(600), &[("SIZES", "96")]);
@@ -1020,4 +1023,170 @@ fn given_bytes_render_exactly_as_lent_bytes() {
     ] {
         check(what, &bytes, &recipe(&[("SIZES", widths), ("FORMATS", "jpeg")]));
     }
+}
+
+/// Files whose libjpeg warnings leave the pixels whole render like any photo.
+#[test]
+fn warnings_that_leave_the_pixels_whole_are_rendered() {
+    let names = fixtures_under("warnings");
+    assert_eq!(names.len(), 2, "{names:?}");
+    for name in names {
+        let out = render(&fixture(&name), &recipe(&[("SIZES", "96"), ("FORMATS", "jpeg")]))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((out[0].width, out[0].height), (96, 72), "{name}");
+        decode(&out[0]);
+    }
+}
+
+/// Where a file's header and image data end: a cut before this offset
+/// loses pixels; the rest (an end marker, trailing previews, IEND, EXIF
+/// after a WebP's bitstream) does not.
+fn image_data_end(bytes: &[u8]) -> usize {
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        // The main image's end marker, walking its segments (an EXIF
+        // thumbnail's own end marker is inside a segment).
+        let mut at = 2;
+        while at + 4 <= bytes.len() {
+            let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+            if bytes[at + 1] == 0xDA {
+                let scan = at + 2 + len;
+                return scan + memchr_end(&bytes[scan..]).unwrap_or_else(|| panic!("no end marker"));
+            }
+            at += 2 + len;
+        }
+        panic!("no scan");
+    }
+    if let Some(mut rest) = bytes.strip_prefix(b"\x89PNG\r\n\x1a\n".as_slice()) {
+        // The end of the last IDAT chunk.
+        let mut end = 8;
+        let mut at = 8;
+        while rest.len() >= 12 {
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            if &rest[4..8] == b"IDAT" {
+                end = at + 12 + len;
+            }
+            at += 12 + len;
+            rest = &rest[12 + len..];
+        }
+        return end;
+    }
+    if bytes.starts_with(b"RIFF") {
+        // The end of the VP8/VP8L bitstream chunk.
+        let mut at = 12;
+        while at + 8 <= bytes.len() {
+            let len =
+                u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]) as usize;
+            if matches!(&bytes[at..at + 4], b"VP8 " | b"VP8L") {
+                return at + 8 + len;
+            }
+            at += 8 + len + (len & 1);
+        }
+        panic!("no bitstream");
+    }
+    if bytes.starts_with(b"GIF") {
+        // The end of the first frame's image data (only it is decoded).
+        let flags = bytes[10];
+        let mut at = 13
+            + if flags & 0x80 != 0 {
+                3 << ((flags & 7) + 1)
+            } else {
+                0
+            };
+        let sub_blocks = |mut at: usize| {
+            while bytes[at] != 0 {
+                at += 1 + usize::from(bytes[at]);
+            }
+            at + 1
+        };
+        loop {
+            match bytes[at] {
+                0x21 => at = sub_blocks(at + 2),
+                0x2C => {
+                    let flags = bytes[at + 9];
+                    at += 10
+                        + if flags & 0x80 != 0 {
+                            3 << ((flags & 7) + 1)
+                        } else {
+                            0
+                        };
+                    return sub_blocks(at + 1);
+                }
+                other => panic!("GIF block {other:#x}"),
+            }
+        }
+    }
+    // TIFF: the pixels may be anywhere; the whole file.
+    bytes.len()
+}
+
+/// The offset of the first end-of-image marker in entropy-coded data and
+/// the segments between scans.
+fn memchr_end(data: &[u8]) -> Option<usize> {
+    data.windows(2).position(|w| w == [0xFF, 0xD9])
+}
+
+/// Cuts `bytes` at ten points inside its header and image data; every cut
+/// must be refused. A cut JPEG is tried again with its end marker put back,
+/// which passes the quick check of markers, so that libjpeg itself meets
+/// the missing data. `Err` lists the cuts that were rendered.
+fn check_cuts(name: &str, bytes: &[u8], r: &Recipe) -> Result<(), String> {
+    let end = image_data_end(bytes);
+    let rendered = |cut: usize| {
+        let mut patched = bytes[..cut].to_vec();
+        if bytes.starts_with(&[0xFF, 0xD8]) {
+            patched.extend_from_slice(&[0xFF, 0xD9]);
+        }
+        render(&bytes[..cut], r).is_ok() || render(&patched, r).is_ok()
+    };
+    let published: Vec<usize> = (0..10)
+        .map(|i| 2 + (end - 2) * i / 10)
+        .filter(|&cut| rendered(cut))
+        .collect();
+    if published.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} ({} bytes, image data to {end}): rendered when cut at {published:?}",
+            bytes.len()
+        ))
+    }
+}
+
+/// Every cut inside a photo's header or pixel data is refused: nothing is
+/// published with a grey or missing part. The shared corpus of real photos
+/// (`../shared/corpus`, beside the project) is swept too when it is there.
+#[test]
+fn every_cut_inside_the_image_data_is_refused() {
+    let r = recipe(&[("SIZES", "16"), ("FORMATS", "jpeg")]);
+    let mut failures = Vec::new();
+    let mut swept = 0;
+    for name in fixtures_under("images")
+        .into_iter()
+        .chain(fixtures_under("warnings"))
+    {
+        if let Err(e) = check_cuts(&name, &fixture(&name), &r) {
+            failures.push(e);
+        }
+        swept += 1;
+    }
+    assert!(swept >= 30, "{swept} fixtures");
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    match std::fs::read_dir(&corpus) {
+        Ok(dir) => {
+            let mut photos: Vec<PathBuf> = dir
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")))
+                .collect();
+            photos.sort();
+            assert!(!photos.is_empty(), "{} has no photos", corpus.display());
+            for path in photos {
+                let bytes = std::fs::read(&path).unwrap();
+                if let Err(e) = check_cuts(&path.display().to_string(), &bytes, &r) {
+                    failures.push(e);
+                }
+            }
+        }
+        Err(_) => eprintln!("skipped the shared corpus: {} is not there", corpus.display()),
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }

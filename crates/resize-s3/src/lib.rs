@@ -96,7 +96,14 @@ pub async fn client_with_credentials(options: ClientOptions) -> Result<Client, B
 }
 
 async fn sdk_config(options: ClientOptions) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
     aws_config::defaults(BehaviorVersion::latest())
+        // Every client the chain makes (S3, STS, SSO, the instance metadata
+        // service) uses this one.
+        .http_client(https)
         // The SDK's first pause is a second; a tenth, doubling with jitter,
         // gets a passing fault retried sooner, and throttling that lasts
         // is waited out by `S3Store::patiently`.

@@ -17,7 +17,7 @@ use moxcms::{Layout, TransformExecutor};
 
 use super::colour::{cmyk_to_rgb, srgb_transform};
 use super::orient::swaps_axes;
-use super::{libjpeg_message, Channels, Probe, RenderError};
+use super::{libjpeg, libjpeg_message, Channels, Probe, RenderError};
 use crate::values::Limits;
 
 /// An opened image: its header read, its pixels not yet.
@@ -100,6 +100,9 @@ fn read_header(bytes: &[u8], limits: Limits, markers: bool) -> Result<(Probe, De
     let name = format_name(format);
     if markers && format == image::ImageFormat::Jpeg {
         check_jpeg_markers(bytes)?;
+    }
+    if markers && format == image::ImageFormat::Png {
+        check_png_chunks(bytes)?;
     }
     let mut decoder: Box<dyn ImageDecoder> = Box::new(reader.into_decoder().map_err(|e| map_err(name, e))?);
     let (width, height) = decoder.dimensions();
@@ -229,12 +232,15 @@ struct Jpeg {
 
 /// Decodes a JPEG with libjpeg.
 fn decode_jpeg(bytes: &[u8]) -> Result<Jpeg, RenderError> {
-    // libjpeg reports a fatal error by unwinding out of its error handler
-    // (mozjpeg's `unwinding` feature, with `panic = "unwind"` in every
-    // profile); it is caught here and becomes this image's error.
+    // libjpeg reports a fatal error, and a warning that means missing
+    // pixels (`libjpeg::fatal_warning`), by unwinding out of its error
+    // handler (mozjpeg's `unwinding` feature, with `panic = "unwind"` in
+    // every profile); it is caught here and becomes this image's error.
     let decoded = std::panic::catch_unwind(|| -> std::io::Result<Jpeg> {
         use mozjpeg::ColorSpace;
-        let d = mozjpeg::Decompress::with_markers(&[mozjpeg::Marker::APP(14)]).from_mem(bytes)?;
+        let d = libjpeg::decompress()
+            .with_markers(&[mozjpeg::Marker::APP(14)])
+            .from_mem(bytes)?;
         let adobe = d
             .markers()
             .any(|m| m.marker == mozjpeg::Marker::APP(14) && m.data.starts_with(b"Adobe"));
@@ -400,7 +406,7 @@ pub(super) fn jpeg_rows(header: StreamHeader, input: Input<'_>) -> Result<Rows<'
     let reader = std::io::BufReader::with_capacity(64 << 10, Draining { input, at: 0 });
     let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> std::io::Result<_> {
         use mozjpeg::ColorSpace;
-        let d = mozjpeg::Decompress::new_reader(reader)?;
+        let d = libjpeg::decompress().from_reader(reader)?;
         match d.color_space() {
             ColorSpace::JCS_GRAYSCALE => Ok((d.grayscale()?, Channels::Gray)),
             ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => Err(std::io::ErrorKind::Unsupported.into()),
@@ -734,31 +740,67 @@ fn check_jpeg_markers(bytes: &[u8]) -> Result<(), RenderError> {
     Ok(())
 }
 
+/// Refuses a PNG cut inside a chunk up to its image data. The png crate
+/// hands out each row as soon as its bytes are inflated and checks neither
+/// the zlib stream's end nor the last chunk's CRC after the last row, so a
+/// file cut in its last IDAT could pass as whole; the chunk lengths tell.
+/// A cut after the image data (in a text chunk or IEND) loses no pixel.
+fn check_png_chunks(bytes: &[u8]) -> Result<(), RenderError> {
+    let mut at = 8;
+    let mut image_data = false;
+    while let Some(head) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let idat = &head[4..] == b"IDAT";
+        if image_data && !idat {
+            return Ok(());
+        }
+        image_data |= idat;
+        let end = at.saturating_add(12).saturating_add(len);
+        if end > bytes.len() {
+            return Err(png_fail(format!(
+                "file is truncated (its {} chunk ends past the end of the file)",
+                String::from_utf8_lossy(&head[4..])
+            )));
+        }
+        at = end;
+    }
+    // Cut between chunks: the decoder tells whether the image data is whole.
+    Ok(())
+}
+
 /// What one pass over a JPEG's `FF` bytes finds.
 struct Markers {
-    /// Start-of-scan markers (`FF DA`). Inside entropy-coded data every
-    /// 0xFF is stuffed (`FF 00`) or a restart marker, so each starts a
-    /// scan (or one of an embedded thumbnail's, which only adds a few).
+    /// Start-of-scan markers (`FF DA`) of the main image. Inside
+    /// entropy-coded data every 0xFF is stuffed (`FF 00`) or a restart
+    /// marker, so each starts a scan (or one of an image appended after
+    /// the main one, such as a phone's gain map, which only adds a few).
     scans: usize,
-    /// Whether an end-of-image marker (`FF D9`) follows the first scan.
-    /// The decoder fills a truncated file's missing rows with grey instead
-    /// of failing (libjpeg-turbo only warns); like sharp's default, we
-    /// refuse it. After the first `FF DA`, `FF D9` can only be the real end.
+    /// Whether an end-of-image marker (`FF D9`) follows the main image's
+    /// first scan. A quick check before decoding; libjpeg's own warnings
+    /// catch what it misses (`libjpeg::fatal_warning`).
     complete: bool,
 }
 
-/// One pass over the file (memchr finds the `FF` bytes: the file is read
-/// once per probe, estimate and render, and a byte-at-a-time scan of a
-/// 4 MB photo cost 5% of its job).
+/// One pass over the file from the main image's first scan (memchr finds
+/// the `FF` bytes: the file is read once per probe, estimate and render,
+/// and a byte-at-a-time scan of a 4 MB photo cost 5% of its job). The
+/// segments before it are skipped by their lengths: an EXIF block holds a
+/// whole thumbnail JPEG, whose own scan and end-of-image marker once made a
+/// file cut in its main image look complete.
 fn jpeg_markers(bytes: &[u8]) -> Markers {
     let mut found = Markers {
         scans: 0,
         complete: false,
     };
-    for at in memchr::memchr_iter(0xFF, bytes) {
-        match bytes.get(at + 1) {
+    let Some(header) = jpeg_header_len(bytes) else {
+        return found;
+    };
+    found.scans = 1;
+    let rest = &bytes[header..];
+    for at in memchr::memchr_iter(0xFF, rest) {
+        match rest.get(at + 1) {
             Some(0xDA) => found.scans += 1,
-            Some(0xD9) if found.scans > 0 => found.complete = true,
+            Some(0xD9) => found.complete = true,
             _ => {}
         }
     }

@@ -15,6 +15,7 @@
 mod colour;
 mod decode;
 mod encode;
+mod libjpeg;
 mod memory;
 mod orient;
 mod placeholder;
