@@ -11,7 +11,7 @@
 //! what S3 reports as the ETag of a single-part upload. Listing and
 //! deleting are not needed by a local run and stay unsupported.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
@@ -38,7 +38,9 @@ pub struct FsStorage {
     /// The output root; `None` for a storage that only reads sources (the
     /// variants go to S3).
     out: Option<PathBuf>,
-    sources: HashMap<String, PathBuf>,
+    /// Each source's path, and what a state file records of it when it
+    /// is an earlier run's variant (`SourceFile::recorded`).
+    sources: HashMap<String, (PathBuf, Option<BTreeMap<String, String>>)>,
     /// Canonical paths of every source, which no output may replace.
     source_paths: HashSet<PathBuf>,
     pub state: State,
@@ -55,7 +57,7 @@ impl FsStorage {
         }
         Ok(FsStorage {
             state: State::load(&out),
-            sources: files.iter().map(|f| (f.key.clone(), f.path.clone())).collect(),
+            sources: sources_of(files),
             source_paths: files
                 .iter()
                 .filter_map(|f| fs::canonicalize(&f.path).ok())
@@ -68,7 +70,7 @@ impl FsStorage {
     pub fn sources_only(files: &[SourceFile]) -> FsStorage {
         FsStorage {
             state: State::none(),
-            sources: files.iter().map(|f| (f.key.clone(), f.path.clone())).collect(),
+            sources: sources_of(files),
             source_paths: HashSet::new(),
             out: None,
         }
@@ -77,6 +79,13 @@ impl FsStorage {
     fn out_path(&self, key: &str) -> Option<PathBuf> {
         out_path(self.out.as_deref()?, key)
     }
+}
+
+fn sources_of(files: &[SourceFile]) -> HashMap<String, (PathBuf, Option<BTreeMap<String, String>>)> {
+    files
+        .iter()
+        .map(|f| (f.key.clone(), (f.path.clone(), f.recorded.clone())))
+        .collect()
 }
 
 /// The path of `key` under `root`; `None` for a key that would leave it
@@ -118,7 +127,7 @@ impl FsStorage {
 
 impl Storage for FsStorage {
     fn head(&self, key: &str) -> Result<Option<Meta>, StorageError> {
-        if let Some(path) = self.sources.get(key) {
+        if let Some((path, recorded)) = self.sources.get(key) {
             // A source's version is the MD5 of its bytes, as `get` gives it,
             // hashed as it is read rather than held whole.
             let mut file = match fs::File::open(path) {
@@ -137,7 +146,9 @@ impl Storage for FsStorage {
                     Err(e) => return Err(io_error(e, key, "read")),
                 }
             }
-            return Ok(Some(meta(&m, Some(hasher.finish()))));
+            let mut found = meta(&m, Some(hasher.finish()));
+            found.metadata.clone_from(recorded);
+            return Ok(Some(found));
         }
         let Some(path) = self.out_path(key) else {
             return Ok(None);
@@ -161,11 +172,13 @@ impl Storage for FsStorage {
         // A walked source where the walk found it; any other key (a
         // manifest the core reads to tell whose it is) under the output
         // directory.
-        let path = match self.sources.get(key) {
-            Some(path) => path.clone(),
-            None => self
-                .out_path(key)
-                .ok_or_else(|| StorageError::NotFound(key.to_owned()))?,
+        let (path, recorded) = match self.sources.get(key) {
+            Some((path, recorded)) => (path.clone(), recorded.clone()),
+            None => (
+                self.out_path(key)
+                    .ok_or_else(|| StorageError::NotFound(key.to_owned()))?,
+                None,
+            ),
         };
         let mut file = match fs::File::open(&path) {
             Ok(file) => file,
@@ -195,10 +208,11 @@ impl Storage for FsStorage {
             });
         }
         let version = content_version(&bytes);
-        Ok(Fetched {
-            bytes,
-            meta: meta(&m, Some(version)),
-        })
+        let mut meta = meta(&m, Some(version));
+        // A source that is an earlier run's variant carries that run's
+        // record, which the job's recursion guard reads.
+        meta.metadata = recorded;
+        Ok(Fetched { bytes, meta })
     }
 
     fn put(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {

@@ -209,8 +209,12 @@ fn run(args: &Args) -> Result<Summary, Failure> {
             // Owned here, so the queue closes when the feeding is done.
             let queue = queue;
             let mut slots = Slots::default();
-            let mut send = |input: Input, key: &str| -> ControlFlow<()> {
-                if let Some(first) = slots.taken_by(&recipe, key) {
+            // `reserves`: whether the key takes its output slot. An earlier
+            // run's variant (recorded in a state file) will be skipped as
+            // one, so it reserves nothing: `a-200.jpg` and `a-200.webp`
+            // beside `a.jpg` do not fail each other.
+            let mut send = |input: Input, key: &str, reserves: bool| -> ControlFlow<()> {
+                if let Some(first) = reserves.then(|| slots.taken_by(&recipe, key)).flatten() {
                     record(ImageLine::failed(
                         key,
                         format!("its outputs would overwrite those of `{first}` (same name, other extension); rename one of them"),
@@ -225,13 +229,14 @@ fn run(args: &Args) -> Result<Summary, Failure> {
                 }
             };
             for file in &walked.files {
-                if send(Input::Local, &file.key).is_break() {
+                let variant = file.recorded.as_ref().is_some_and(|m| m.contains_key(resize_core::META_SOURCE));
+                if send(Input::Local, &file.key, !variant).is_break() {
                     return;
                 }
             }
             for (i, (url, store)) in s3_inputs.iter().zip(&buckets).enumerate() {
                 progress.listing(true);
-                let listed = store.list(&url.prefix, &mut |key| send(Input::Bucket(i), key));
+                let listed = store.list(&url.prefix, &mut |key| send(Input::Bucket(i), key, true));
                 if let Err(e) = listed {
                     record(ImageLine::failed(
                         &url.to_string(),

@@ -170,6 +170,12 @@ impl State {
     }
 }
 
+/// The variants the state file in `root` records (output key → entry);
+/// `None` when there is none or it cannot be read.
+pub fn recorded(root: &Path) -> Option<BTreeMap<String, Entry>> {
+    read(&root.join(STATE_FILE))
+}
+
 fn read(path: &Path) -> Option<BTreeMap<String, Entry>> {
     let text = fs::read(path).ok()?;
     serde_json::from_slice::<OnDisk>(&text).ok().map(|s| s.variants)

@@ -9,11 +9,67 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 
 use crate::report::ImageLine;
+use crate::state::{recorded, Entry};
 
 /// One source file.
 pub struct SourceFile {
     pub key: String,
     pub path: PathBuf,
+    /// The metadata a state file records for this very file when it is a
+    /// variant an earlier run wrote (the file unchanged since): the store
+    /// hands it out as the file's metadata, so the job skips it as a
+    /// variant, as it skips an S3 object carrying ours.
+    pub recorded: Option<BTreeMap<String, String>>,
+}
+
+/// The state files met on the way to a file: each output root (a folder
+/// holding `.resize-state.json`) with the variants it records.
+#[derive(Clone, Default)]
+struct Roots(Vec<(PathBuf, std::rc::Rc<BTreeMap<String, Entry>>)>);
+
+impl Roots {
+    /// The roots at `dir` and above it (for an input given by name, which
+    /// may lie inside an earlier run's output root).
+    fn above(dir: &Path) -> Roots {
+        let mut roots = Roots::default();
+        if let Ok(dir) = fs::canonicalize(dir) {
+            let mut found: Vec<_> = dir
+                .ancestors()
+                .filter_map(|a| Some((a.to_path_buf(), recorded(a)?)))
+                .collect();
+            found.reverse();
+            roots.0 = found.into_iter().map(|(a, e)| (a, std::rc::Rc::new(e))).collect();
+        }
+        roots
+    }
+
+    /// These roots and `dir`'s own, if it has a state file.
+    fn with(&self, dir: &Path) -> Roots {
+        let mut roots = self.clone();
+        if let Some(entries) = recorded(dir) {
+            if let Ok(dir) = fs::canonicalize(dir) {
+                if roots.0.last().is_none_or(|(last, _)| *last != dir) {
+                    roots.0.push((dir, std::rc::Rc::new(entries)));
+                }
+            }
+        }
+        roots
+    }
+
+    /// What the innermost root records for the file at `path`, if it is
+    /// the file recorded.
+    fn variant(&self, path: &Path) -> Option<BTreeMap<String, String>> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let canonical = fs::canonicalize(path).ok()?;
+        let file = fs::metadata(&canonical).ok()?;
+        self.0.iter().rev().find_map(|(root, entries)| {
+            let key = key_of(canonical.strip_prefix(root).ok()?)?;
+            let entry = entries.get(&key)?;
+            entry.describes(&file).then(|| entry.metadata.clone())
+        })
+    }
 }
 
 pub struct Walked {
@@ -24,28 +80,44 @@ pub struct Walked {
 }
 
 /// Walks the inputs. The output directory is never walked into, so a run
-/// whose output sits inside its input cannot pick up its own outputs.
+/// whose output sits inside its input cannot pick up its own outputs; any
+/// other output root met (an in-place run's, an earlier run's with another
+/// `--out`) is walked, and the files its state file records as variants
+/// carry that record ([`SourceFile::recorded`]).
 pub fn walk(inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<Walked> {
     let out = out.and_then(|o| fs::canonicalize(o).ok());
-    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut files: BTreeMap<String, (PathBuf, Option<BTreeMap<String, String>>)> = BTreeMap::new();
     let mut errors = Vec::new();
     for input in inputs {
         let meta = fs::metadata(input).with_context(|| format!("cannot read input `{}`", input.display()))?;
         let mut found = Vec::new();
         if meta.is_dir() {
-            collect(input, Path::new(""), out.as_deref(), &mut found, &mut errors)?;
+            let roots = Roots::above(input);
+            collect(
+                input,
+                Path::new(""),
+                out.as_deref(),
+                &roots,
+                &mut found,
+                &mut errors,
+            )?;
         } else if meta.is_file() {
             let Some(name) = input.file_name() else {
                 bail!("input `{}` has no file name", input.display());
             };
-            found.push((PathBuf::from(name), input.clone()));
+            let parent = input
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let recorded = Roots::above(parent).variant(input);
+            found.push((PathBuf::from(name), input.clone(), recorded));
         } else {
             bail!("input `{}` is neither a file nor a directory", input.display());
         }
-        for (rel, path) in found {
+        for (rel, path, recorded) in found {
             match key_of(&rel) {
                 Some(key) => {
-                    if let Some(first) = files.get(&key) {
+                    if let Some((first, _)) = files.get(&key) {
                         errors.push(ImageLine::failed(
                             &key,
                             format!(
@@ -55,7 +127,7 @@ pub fn walk(inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<Walked> {
                             ),
                         ));
                     } else {
-                        files.insert(key, path);
+                        files.insert(key, (path, recorded));
                     }
                 }
                 None => errors.push(ImageLine::failed(
@@ -68,17 +140,22 @@ pub fn walk(inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<Walked> {
     Ok(Walked {
         files: files
             .into_iter()
-            .map(|(key, path)| SourceFile { key, path })
+            .map(|(key, (path, recorded))| SourceFile { key, path, recorded })
             .collect(),
         errors,
     })
 }
 
+/// A file found: its path relative to its input, its path, and what a
+/// state file records of it.
+type Found = (PathBuf, PathBuf, Option<BTreeMap<String, String>>);
+
 fn collect(
     dir: &Path,
     rel: &Path,
     out: Option<&Path>,
-    found: &mut Vec<(PathBuf, PathBuf)>,
+    roots: &Roots,
+    found: &mut Vec<Found>,
     errors: &mut Vec<ImageLine>,
 ) -> anyhow::Result<()> {
     // The output directory met *inside* an input is not searched; an input
@@ -100,6 +177,7 @@ fn collect(
         }
     };
     entries.sort_by_key(|e| e.file_name());
+    let roots = roots.with(dir);
     for entry in entries {
         let path = entry.path();
         let rel = rel.join(entry.file_name());
@@ -107,11 +185,12 @@ fn collect(
             continue;
         };
         if file_type.is_dir() {
-            collect(&path, &rel, out, found, errors)?;
+            collect(&path, &rel, out, &roots, found, errors)?;
         } else if file_type.is_file() || (file_type.is_symlink() && path.is_file()) {
             // Symlinked directories are not followed: they can form cycles.
             if !crate::fs_storage::is_own_file(&entry.file_name()) {
-                found.push((rel, path));
+                let recorded = roots.variant(&path);
+                found.push((rel, path, recorded));
             }
         }
     }

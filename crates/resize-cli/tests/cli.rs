@@ -23,6 +23,8 @@ mod keys;
 mod manifest;
 #[path = "cli/pixels.rs"]
 mod pixels;
+#[path = "cli/recursion.rs"]
+mod recursion;
 #[path = "cli/robustness.rs"]
 mod robustness;
 #[path = "cli/s3.rs"]
