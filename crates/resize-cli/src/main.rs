@@ -229,6 +229,15 @@ fn run(args: &Args) -> Result<Summary, Failure> {
                 }
             };
             for file in &walked.files {
+                // A file named on the command line that is no source fails
+                // with the reason (`x.heic`, `x.svg`); one found by walking a
+                // folder is skipped, as the job would.
+                if file.named {
+                    if let Err(e) = recipe.source_key(&file.key) {
+                        record(ImageLine::failed(&file.key, format!("not processed: {e}")));
+                        continue;
+                    }
+                }
                 let variant = file.recorded.as_ref().is_some_and(|m| m.contains_key(resize_core::META_SOURCE));
                 if send(Input::Local, &file.key, !variant).is_break() {
                     return;

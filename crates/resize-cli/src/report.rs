@@ -62,6 +62,10 @@ pub struct Variant {
     /// it is stale.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub found: Option<String>,
+    /// Whether the run writes it (dry run only): the core's decision
+    /// (`Plan::writes_variant`: stale, or forced), never read from `found`.
+    #[serde(skip)]
+    pub writes: bool,
 }
 
 impl ImageLine {
@@ -115,6 +119,24 @@ impl ImageLine {
 /// with what its key holds now.
 pub fn planned(plan: Plan) -> ImageLine {
     let writes = plan.writes_manifest();
+    let (status, reason, variants) = match &plan.action {
+        Action::Write(planned) => {
+            let variants = planned
+                .iter()
+                .map(|p| Variant {
+                    found: Some(p.found.to_string()),
+                    writes: plan.writes_variant(p),
+                    ..Variant::from(p.variant.clone())
+                })
+                .collect();
+            (Status::Planned, None, variants)
+        }
+        Action::Skip(skip) => (Status::Skipped, Some(skip.to_string()), Vec::new()),
+        Action::Fail(e) => (Status::Failed, Some(error_chain(e)), Vec::new()),
+        // `Action` is non-exhaustive; a new kind is reported, not lost.
+        #[allow(unreachable_patterns)]
+        other => (Status::Failed, Some(format!("{other:?}")), Vec::new()),
+    };
     let manifest = match &plan.action {
         Action::Write(_) => plan.manifest.map(|m| ManifestLine {
             key: m.key,
@@ -123,23 +145,6 @@ pub fn planned(plan: Plan) -> ImageLine {
             writes,
         }),
         _ => None,
-    };
-    let (status, reason, variants) = match plan.action {
-        Action::Write(planned) => {
-            let variants = planned
-                .into_iter()
-                .map(|p| Variant {
-                    found: Some(p.found.to_string()),
-                    ..Variant::from(p.variant)
-                })
-                .collect();
-            (Status::Planned, None, variants)
-        }
-        Action::Skip(skip) => (Status::Skipped, Some(skip.to_string()), Vec::new()),
-        Action::Fail(e) => (Status::Failed, Some(error_chain(&e)), Vec::new()),
-        // `Action` is non-exhaustive; a new kind is reported, not lost.
-        #[allow(unreachable_patterns)]
-        other => (Status::Failed, Some(format!("{other:?}")), Vec::new()),
     };
     ImageLine {
         key: plan.key,
@@ -160,6 +165,7 @@ impl From<resize_core::Variant> for Variant {
             format: v.format.to_string(),
             bytes: v.bytes,
             found: None,
+            writes: true,
         }
     }
 }
@@ -213,6 +219,9 @@ impl Progress {
                         line.reason.as_deref().unwrap_or("")
                     ));
                 }
+                if line.status == Status::Planned {
+                    bar.println(plan_text(line));
+                }
                 bar.set_message(line.key.clone());
                 bar.inc(1);
             }
@@ -224,14 +233,7 @@ impl Progress {
                         line.variants.len(),
                         if line.manifest.is_some() { ", manifest" } else { "" }
                     ),
-                    Status::Planned => format!(
-                        "plan {} ({} variants)",
-                        line.key,
-                        line.variants
-                            .iter()
-                            .filter(|v| v.found.as_deref() != Some(CURRENT))
-                            .count()
-                    ),
+                    Status::Planned => plan_text(line),
                     Status::Skipped => format!("skip {}: {}", line.key, line.reason.as_deref().unwrap_or("")),
                     Status::Failed => format!("FAIL {}: {}", line.key, line.reason.as_deref().unwrap_or("")),
                 };
@@ -248,7 +250,29 @@ impl Progress {
     }
 }
 
-/// How the core says a variant is current (`Found::Current`).
+/// A dry run's lines for one source: how many variants it writes, then
+/// each variant, whether it is written, and what its path holds now.
+fn plan_text(line: &ImageLine) -> String {
+    let writes = line.variants.iter().filter(|v| v.writes).count();
+    let mut text = format!("plan {} ({writes} variants)", line.key);
+    for v in &line.variants {
+        let what = if v.writes { "write" } else { "keep " };
+        let found = v.found.as_deref().unwrap_or("");
+        text.push_str(&format!(
+            "\n       {what} {} ({}x{}): {found}",
+            v.key, v.width, v.height
+        ));
+    }
+    if let Some(m) = &line.manifest {
+        let what = if m.writes { "write" } else { "keep " };
+        let found = m.found.as_deref().unwrap_or("");
+        text.push_str(&format!("\n       {what} {} (manifest): {found}", m.key));
+    }
+    text
+}
+
+/// How the core says a variant is current (`Found::Current`): only to
+/// name why a forced variant is written.
 const CURRENT: &str = "current";
 
 /// The end-of-run summary; `--json` prints it as one document.
@@ -303,17 +327,16 @@ impl Summary {
                 .iter()
                 .filter(|l| l.status == s)
                 .flat_map(|l| &l.variants)
-                .filter(|v| v.found.as_deref() != Some(CURRENT))
+                .filter(|v| v.writes)
                 .count()
         };
         let mut stale = BTreeMap::new();
-        for found in results
-            .iter()
-            .flat_map(|l| &l.variants)
-            .filter_map(|v| v.found.as_deref())
-            .filter(|f| *f != CURRENT)
-        {
-            *stale.entry(found.to_owned()).or_insert(0) += 1;
+        // What each variant a dry run writes holds now; a current one
+        // written only because the run is forced counts as `forced`.
+        for v in results.iter().flat_map(|l| &l.variants).filter(|v| v.writes) {
+            let Some(found) = v.found.as_deref() else { continue };
+            let reason = if found == CURRENT { "forced" } else { found };
+            *stale.entry(reason.to_owned()).or_insert(0) += 1;
         }
         Summary {
             dry_run,

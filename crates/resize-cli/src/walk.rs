@@ -20,6 +20,9 @@ pub struct SourceFile {
     /// hands it out as the file's metadata, so the job skips it as a
     /// variant, as it skips an S3 object carrying ours.
     pub recorded: Option<BTreeMap<String, String>>,
+    /// Named on the command line (not found by walking a folder): a file
+    /// the run cannot process is then a failure, not a skip.
+    pub named: bool,
 }
 
 /// The state files met on the way to a file: each output root (a folder
@@ -86,7 +89,8 @@ pub struct Walked {
 /// carry that record ([`SourceFile::recorded`]).
 pub fn walk(inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<Walked> {
     let out = out.and_then(|o| fs::canonicalize(o).ok());
-    let mut files: BTreeMap<String, (PathBuf, Option<BTreeMap<String, String>>)> = BTreeMap::new();
+    // Key → (path, what a state file records of it, named).
+    let mut files: BTreeMap<String, (PathBuf, Option<Metadata>, bool)> = BTreeMap::new();
     let mut errors = Vec::new();
     for input in inputs {
         let meta = fs::metadata(input).with_context(|| format!("cannot read input `{}`", input.display()))?;
@@ -110,14 +114,26 @@ pub fn walk(inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<Walked> {
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
             let recorded = Roots::above(parent).variant(input);
-            found.push((PathBuf::from(name), input.clone(), recorded));
+            found.push((PathBuf::from(name), input.clone(), recorded, true));
         } else {
             bail!("input `{}` is neither a file nor a directory", input.display());
         }
-        for (rel, path, recorded) in found {
+        for (rel, path, recorded, named) in found {
             match key_of(&rel) {
                 Some(key) => {
-                    if let Some((first, _)) = files.get(&key) {
+                    let same = |first: &Path| {
+                        first == path
+                            || fs::canonicalize(first)
+                                .ok()
+                                .is_some_and(|f| fs::canonicalize(&path).ok() == Some(f))
+                    };
+                    if let Some((first, _, was_named)) = files.get_mut(&key) {
+                        // The same file given twice (a file and its folder, a
+                        // folder twice) is one job, named if named once.
+                        if same(first) {
+                            *was_named |= named;
+                            continue;
+                        }
                         errors.push(ImageLine::failed(
                             &key,
                             format!(
@@ -127,7 +143,7 @@ pub fn walk(inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<Walked> {
                             ),
                         ));
                     } else {
-                        files.insert(key, (path, recorded));
+                        files.insert(key, (path, recorded, named));
                     }
                 }
                 None => errors.push(ImageLine::failed(
@@ -140,7 +156,12 @@ pub fn walk(inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<Walked> {
     Ok(Walked {
         files: files
             .into_iter()
-            .map(|(key, (path, recorded))| SourceFile { key, path, recorded })
+            .map(|(key, (path, recorded, named))| SourceFile {
+                key,
+                path,
+                recorded,
+                named,
+            })
             .collect(),
         errors,
     })
@@ -148,7 +169,10 @@ pub fn walk(inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<Walked> {
 
 /// A file found: its path relative to its input, its path, and what a
 /// state file records of it.
-type Found = (PathBuf, PathBuf, Option<BTreeMap<String, String>>);
+type Found = (PathBuf, PathBuf, Option<Metadata>, bool);
+
+/// User metadata, name → value.
+type Metadata = BTreeMap<String, String>;
 
 fn collect(
     dir: &Path,
@@ -190,7 +214,7 @@ fn collect(
             // Symlinked directories are not followed: they can form cycles.
             if !crate::fs_storage::is_own_file(&entry.file_name()) {
                 let recorded = roots.variant(&path);
-                found.push((rel, path, recorded));
+                found.push((rel, path, recorded, false));
             }
         }
     }

@@ -371,6 +371,13 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether [`carry_out`] will write this planned variant: it is not
+    /// current, or the run is forced. The one staleness rule a dry run
+    /// reports by, so that it plans what the real run writes.
+    pub fn writes_variant(&self, planned: &Planned) -> bool {
+        self.force || planned.found != Found::Current
+    }
+
     /// Whether [`carry_out`] will write the manifest: it is stale, or a
     /// variant is (a manifest lists its variants' sizes), or the run is
     /// forced. What a dry run reports.

@@ -576,3 +576,83 @@ fn temporary_files_are_cleaned_up() {
     assert!(files.contains(&"keep.txt".to_owned()));
     assert!(files.contains(&"sub/b-100.webp".to_owned()));
 }
+
+/// A dry run plans what the real run writes, `--force` included, and its
+/// text output lists each variant with what its path holds.
+#[test]
+fn dry_run_plans_what_the_run_writes() {
+    let sb = Sandbox::new();
+    sb.copy_fixture(CARD, "in/a.jpg");
+    let args = |sizes: &'static str, force: bool| -> Vec<&'static str> {
+        let mut args = vec!["--sizes", sizes, "--formats", "jpeg,webp", "--out", "out", "in"];
+        if force {
+            args.push("--force");
+        }
+        args
+    };
+    sb.run(&args("60,100", false)).expect_code(0);
+    // (sizes, forced, variants the dry run plans and the real run writes)
+    let cases = [
+        ("60,100", false, 0),
+        ("60,100", true, 4),
+        ("60,100,110", false, 2),
+    ];
+    for (sizes, force, expected) in cases {
+        let dry = sb.run(&[&["--dry-run", "--json"], &args(sizes, force)[..]].concat());
+        dry.expect_code(0);
+        assert_eq!(
+            dry.json()["variants_planned"],
+            expected,
+            "dry run {sizes} {force}"
+        );
+        let real = sb.run(&[&["--json"], &args(sizes, force)[..]].concat());
+        real.expect_code(0);
+        assert_eq!(real.json()["variants_written"], expected, "run {sizes} {force}");
+    }
+    let text = sb.run(&[&["--dry-run"], &args("60,100,120", true)[..]].concat());
+    text.expect_code(0);
+    for expected in [
+        "plan a.jpg (6 variants)",
+        "write a-60.jpg (60x40): current",
+        "write a-120.webp (120x80): missing",
+    ] {
+        assert!(
+            text.stderr.contains(expected),
+            "`{expected}` not in:\n{}",
+            text.stderr
+        );
+    }
+    let forced = sb.run(&[&["--dry-run", "--json"], &args("60,100", true)[..]].concat());
+    assert_eq!(forced.json()["stale"]["forced"], 4);
+}
+
+/// The same file given twice is one job; a file named on the command line
+/// that cannot be processed fails with the reason, while the same file
+/// found by walking a folder is skipped.
+#[test]
+fn inputs_given_twice_and_files_named_that_are_no_images() {
+    let sb = Sandbox::new();
+    sb.copy_fixture(CARD, "in/a.jpg");
+    sb.write("in/x.heic", b"not decoded here");
+    // (inputs, exit code, images, failed keys)
+    let cases: &[(&[&str], i32, u64, &[&str])] = &[
+        (&["in/a.jpg", "in/a.jpg"], 0, 1, &[]),
+        (&["in", "in/a.jpg", "in"], 0, 2, &[]),
+        (&["in/x.heic", "in/a.jpg"], 1, 2, &["x.heic"]),
+    ];
+    for (inputs, code, images, failed) in cases {
+        let run = sb.run(&[&["--sizes", "60", "--json", "--out", "out"], *inputs].concat());
+        run.expect_code(*code);
+        let report = run.json();
+        assert_eq!(report["images"], *images, "{inputs:?}");
+        let reasons = reasons(&report, "failed");
+        assert_eq!(
+            reasons.keys().map(String::as_str).collect::<Vec<_>>(),
+            *failed,
+            "{inputs:?}"
+        );
+        if let Some(reason) = reasons.get("x.heic") {
+            assert!(reason.contains("not an image"), "{reason}");
+        }
+    }
+}
