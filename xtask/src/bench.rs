@@ -134,8 +134,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         &[
             "build",
             "--locked",
-            "--profile",
-            crate::BENCH_PROFILE,
+            "--release",
             "-p",
             "resize-cli",
             "-p",
@@ -148,7 +147,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     let bin = root
         .join("target")
-        .join(if o.smoke { "debug" } else { crate::BENCH_PROFILE });
+        .join(if o.smoke { "debug" } else { "release" });
 
     let mut photos: Vec<PathBuf> = fs::read_dir(&o.corpus)
         .with_context(|| format!("reading corpus {}", o.corpus.display()))?
@@ -556,15 +555,14 @@ fn install_peers(bench_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The Lambda path: the optimised `bootstrap` serving S3 events against moto,
+/// The Lambda path: the release `bootstrap` serving S3 events against moto,
 /// driven by the ignored `lambda_bench` test of resize-lambda's harness.
 fn lambda_figures(root: &Path, corpus: &Path) -> Result<String> {
     let status = crate::cargo()
         .args([
             "build",
             "--locked",
-            "--profile",
-            crate::BENCH_PROFILE,
+            "--release",
             "-p",
             "resize-lambda",
             "--bin",
@@ -575,7 +573,7 @@ fn lambda_figures(root: &Path, corpus: &Path) -> Result<String> {
     if !status.success() {
         bail!("building the release bootstrap failed");
     }
-    let bootstrap = root.join("target").join(crate::BENCH_PROFILE).join("bootstrap");
+    let bootstrap = root.join("target/release/bootstrap");
     let corpus = fs::canonicalize(corpus).with_context(|| format!("corpus {}", corpus.display()))?;
     let mut text = String::from(
         "\n## Lambda path\n\nThe release `bootstrap` serving one S3 event per photo through the Runtime API, \

@@ -81,11 +81,6 @@ fn run() -> Result<()> {
 
 /// A command running the cargo that launched us (so `cargo +nightly xtask`
 /// stays on nightly), or `cargo` from `PATH` when run some other way.
-/// The profile the benchmark builds (`[profile.measure]` in Cargo.toml):
-/// release with thin LTO, what README's figures were measured with, so a
-/// change to `release` (the first command's build time) moves no figure.
-const BENCH_PROFILE: &str = "measure";
-
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
