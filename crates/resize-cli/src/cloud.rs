@@ -30,6 +30,13 @@ pub struct Cloud {
     requests: RequestLimit,
 }
 
+/// How long a request without a body waits for S3's answer, and a GET's
+/// body for its next byte, before it is tried again: three attempts give
+/// up on a server that accepts and never answers within about 30 s.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A PUT's attempt timeout: its upload's time grows with its size.
+const PUT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// S3 requests in flight at once, all images together.
 const REQUESTS: usize = 64;
 
@@ -46,8 +53,9 @@ impl Cloud {
             .context("cannot start the S3 client's runtime")?;
         let options = ClientOptions {
             force_path_style: flag("S3_FORCE_PATH_STYLE")?,
-            attempt_timeout: Duration::from_secs(30),
+            attempt_timeout: PUT_ATTEMPT_TIMEOUT,
             timeout: Duration::from_secs(120),
+            answer_timeout: Some(ANSWER_TIMEOUT),
         };
         let (clients, default) = runtime.block_on(async {
             let client = resize_s3::client_with_credentials(options).await?;
@@ -79,6 +87,7 @@ impl Cloud {
         // `connect` made a client for every bucket it was given.
         let client = self.clients.get(&url.bucket).unwrap_or(&self.default).clone();
         S3Store::new(client, &url.bucket, self.runtime.handle().clone())
+            .with_put_timeout(PUT_ATTEMPT_TIMEOUT)
             .with_patience(PATIENCE)
             .with_request_limit(&self.requests)
     }

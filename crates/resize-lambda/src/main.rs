@@ -60,6 +60,9 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         force_path_style: config.force_path_style,
         attempt_timeout: config.s3_attempt_timeout,
         timeout: config.s3_timeout,
+        // Every request keeps S3_ATTEMPT_TIMEOUT_MS (and a GET's body may go
+        // that long without a byte), as documented for the function.
+        answer_timeout: None,
     })
     .await;
     let app = Arc::new(App {

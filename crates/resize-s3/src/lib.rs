@@ -66,6 +66,15 @@ pub struct ClientOptions {
     pub force_path_style: bool,
     /// Longest one request attempt may take before it is retried.
     pub attempt_timeout: Duration,
+    /// When set, the longest a request without a body (HEAD, GET up to its
+    /// headers, LIST, DELETE) may wait for its answer before it is tried
+    /// again, and the longest a GET's body may go without a byte; PUTs
+    /// keep `attempt_timeout` (for [`S3Store::with_put_timeout`]), since
+    /// an upload's time grows with its size. A server that accepts
+    /// connections and never answers then fails a check in three answer
+    /// timeouts, while an honest slow transfer goes on as long as bytes
+    /// arrive.
+    pub answer_timeout: Option<Duration>,
     /// Longest one operation may take, all attempts together.
     pub timeout: Duration,
 }
@@ -85,6 +94,10 @@ pub async fn client(options: ClientOptions) -> Client {
 pub async fn client_with_credentials(options: ClientOptions) -> Result<Client, BucketError> {
     use aws_sdk_s3::config::ProvideCredentials;
     let sdk = sdk_config(options).await;
+    // `AWS_REGION=` (set, empty) is the same mistake as no region at all.
+    if sdk.region().is_none_or(|r| r.as_ref().is_empty()) {
+        return Err(BucketError::NoRegion);
+    }
     // Without a provider the client signs nothing: nothing to check.
     if let Some(provider) = sdk.credentials_provider() {
         provider
@@ -115,7 +128,7 @@ async fn sdk_config(options: ClientOptions) -> aws_config::SdkConfig {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(options.attempt_timeout)
+                .operation_attempt_timeout(options.answer_timeout.unwrap_or(options.attempt_timeout))
                 .operation_timeout(options.timeout)
                 .build(),
         )
@@ -138,6 +151,9 @@ pub enum BucketError {
         "no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where a role provides them)"
     )]
     NoCredentials(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The default chain found no region.
+    #[error("no AWS region set: set AWS_REGION (or a region in your AWS profile, AWS_PROFILE)")]
+    NoRegion,
     /// No bucket has this name.
     #[error("bucket `{0}` does not exist")]
     Missing(String),
@@ -150,10 +166,13 @@ pub enum BucketError {
         what: &'static str,
     },
     /// Anything else (network, endpoint).
-    #[error("cannot reach bucket `{bucket}`")]
+    #[error("cannot reach bucket `{bucket}` (gave up after {:.1} s)", elapsed.as_secs_f64())]
     Unreachable {
         /// The bucket.
         bucket: String,
+        /// How long the check tried, every attempt together (the SDK's
+        /// own message names only its last attempt's timeout).
+        elapsed: Duration,
         /// The SDK's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -174,6 +193,7 @@ pub async fn check_bucket(
         raw.and_then(|r| r.headers().get("x-amz-bucket-region"))
             .map(str::to_owned)
     };
+    let started = Instant::now();
     let region = match client.head_bucket().bucket(bucket).send().await {
         Ok(out) => out.bucket_region().map(str::to_owned),
         Err(e) => {
@@ -192,6 +212,7 @@ pub async fn check_bucket(
                 _ => {
                     return Err(BucketError::Unreachable {
                         bucket: bucket.to_owned(),
+                        elapsed: started.elapsed(),
                         source: Box::new(e),
                     })
                 }
@@ -227,6 +248,7 @@ pub async fn check_bucket(
                 Some(404) => BucketError::Missing(bucket.to_owned()),
                 _ => BucketError::Unreachable {
                     bucket: bucket.to_owned(),
+                    elapsed: started.elapsed(),
                     source: Box::new(e),
                 },
             });
@@ -260,6 +282,9 @@ pub struct S3Store {
     /// A key whose reads ask for one version of it (store-relative key,
     /// version id): a Batch Operations task names the version it means.
     pinned: Option<(String, String)>,
+    /// A PUT's attempt timeout when it differs from the client's (which is
+    /// then the answer timeout of [`ClientOptions::answer_timeout`]).
+    put_timeout: Option<Duration>,
 }
 
 /// The most S3 requests in flight at once, shared by the stores given it
@@ -294,7 +319,15 @@ impl S3Store {
             patience: DEFAULT_PATIENCE,
             requests: RequestLimit::new(DEFAULT_REQUESTS),
             pinned: None,
+            put_timeout: None,
         }
+    }
+
+    /// PUTs get `attempt` per attempt rather than the client's attempt
+    /// timeout (see [`ClientOptions::answer_timeout`]).
+    pub fn with_put_timeout(mut self, attempt: Duration) -> S3Store {
+        self.put_timeout = Some(attempt);
+        self
     }
 
     /// Reads of `key` (GET and HEAD) ask for `version_id`, so the bytes
@@ -480,7 +513,7 @@ impl S3Store {
             Err(e) => return Err(self.read_error(e, &full, "get").await),
         };
         let size = length(out.content_length());
-        fetched(out, key, &full, size, limit).await
+        fetched(out, key, &full, size, limit, self.idle()).await
     }
 
     /// A ranged GET of the first `max` bytes; the metadata's size is the
@@ -503,7 +536,7 @@ impl S3Store {
             Some(r) => r.rsplit_once('/').and_then(|(_, n)| n.parse().ok()),
             None => part,
         };
-        let mut fetched = fetched(out, key, &full, size, limit).await?;
+        let mut fetched = fetched(out, key, &full, size, limit, self.idle()).await?;
         // A server that ignores ranges sends it all; keep what was asked.
         fetched.bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
         Ok(fetched)
@@ -530,6 +563,30 @@ impl S3Store {
         }
     }
 
+    /// The longest a GET's body may go without a byte: the client's attempt
+    /// timeout (the answer timeout when there is one), 30 s if it has none.
+    fn idle(&self) -> Duration {
+        self.client
+            .config()
+            .timeout_config()
+            .and_then(|t| t.operation_attempt_timeout())
+            .unwrap_or(Duration::from_secs(30))
+    }
+
+    /// What a PUT changes in the client's configuration: its attempt
+    /// timeout, when the store has one of its own.
+    fn put_override(&self) -> aws_sdk_s3::config::Builder {
+        let mut config = aws_sdk_s3::config::Builder::new();
+        if let Some(attempt) = self.put_timeout {
+            config = config.timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(attempt)
+                    .build(),
+            );
+        }
+        config
+    }
+
     async fn put_async(&self, key: &str, object: Object<'_>) -> Result<(), StorageError> {
         self.put_owned(Owned::of(key, object)).await
     }
@@ -546,6 +603,8 @@ impl S3Store {
                 .content_type(&object.content_type)
                 .set_cache_control(self.cache_control.clone())
                 .set_metadata(Some(object.metadata.clone()))
+                .customize()
+                .config_override(self.put_override())
                 .send()
         })
         .await
@@ -680,6 +739,7 @@ async fn fetched(
     full: &str,
     size: Option<u64>,
     limit: u64,
+    idle: Duration,
 ) -> Result<Fetched, StorageError> {
     if let Some(size) = size.filter(|&s| s > limit) {
         return Err(StorageError::TooLarge {
@@ -689,14 +749,36 @@ async fn fetched(
         });
     }
     let meta = meta(out.e_tag(), size, out.last_modified(), out.metadata());
-    let bytes = out.body.collect().await.map_err(|e| StorageError::Transient {
-        message: format!("cannot read body of `{full}`"),
-        source: Some(Box::new(e)),
-    })?;
-    Ok(Fetched {
-        bytes: bytes.into_bytes().to_vec(),
-        meta,
-    })
+    // The body is read outside the SDK's timeouts (they end with the
+    // headers): each chunk must come within `idle`, however long the whole
+    // transfer takes.
+    let mut body = out.body;
+    let mut bytes = Vec::with_capacity(usize::try_from(size.unwrap_or(0)).unwrap_or(0));
+    let started = Instant::now();
+    loop {
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(chunk))) => bytes.extend_from_slice(&chunk),
+            Ok(Some(Err(e))) => {
+                return Err(StorageError::Transient {
+                    message: format!("cannot read body of `{full}`"),
+                    source: Some(Box::new(e)),
+                })
+            }
+            Err(_) => {
+                return Err(StorageError::Transient {
+                    message: format!(
+                        "reading the body of `{full}` stopped: no data for {:.0} s ({} bytes in {:.1} s)",
+                        idle.as_secs_f64(),
+                        bytes.len(),
+                        started.elapsed().as_secs_f64()
+                    ),
+                    source: None,
+                })
+            }
+        }
+    }
+    Ok(Fetched { bytes, meta })
 }
 
 /// An object to put, owned, so its request can run on a task of its own.

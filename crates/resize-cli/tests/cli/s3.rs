@@ -517,6 +517,12 @@ fn bad_s3_arguments_stop_before_any_work() {
             "no AWS credentials found",
         ),
         (
+            vec!["--out".into(), "o".into(), input.clone()],
+            vec![("AWS_REGION", ""), ("AWS_DEFAULT_REGION", "")],
+            Mode::Pass,
+            "no AWS region set: set AWS_REGION",
+        ),
+        (
             vec![
                 "--replace".into(),
                 "original:resized".into(),
