@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use resize_core::{Fetched, JobOptions, Meta, Object, Recipe, Storage, StorageError};
+use resize_core::{Action, Fetched, JobOptions, Meta, Object, Outcome, Recipe, Skip, Storage, StorageError};
 use resize_s3::S3Store;
 
 use crate::args::Args;
@@ -209,43 +209,62 @@ fn run(args: &Args) -> Result<Summary, Failure> {
             // Owned here, so the queue closes when the feeding is done.
             let queue = queue;
             let mut slots = Slots::default();
-            // `reserves`: whether the key takes its output slot. An earlier
-            // run's variant (recorded in a state file) will be skipped as
-            // one, so it reserves nothing: `a-200.jpg` and `a-200.webp`
-            // beside `a.jpg` do not fail each other.
-            let mut send = |input: Input, key: &str, reserves: bool| -> ControlFlow<()> {
-                if let Some(first) = reserves.then(|| slots.taken_by(&recipe, key)).flatten() {
-                    record(ImageLine::failed(
-                        key,
-                        format!("its outputs would overwrite those of `{first}` (same name, other extension); rename one of them"),
-                    ));
+            let mut send = |input: Input, key: &str, then: Vec<String>| -> ControlFlow<()> {
+                if let Some(first) = slots.taken_by(&recipe, key) {
+                    record(ImageLine::failed(key, collision(&first)));
+                    for other in &then {
+                        record(ImageLine::failed(other, collision(&first)));
+                    }
                     return ControlFlow::Continue(());
                 }
-                progress.listed(1);
-                match queue.send(Item { input, key: key.to_owned() }) {
+                progress.listed(1 + then.len() as u64);
+                match queue.send(Item {
+                    input,
+                    key: key.to_owned(),
+                    then,
+                }) {
                     Ok(()) => ControlFlow::Continue(()),
                     // Every worker is gone: nothing more to feed.
                     Err(_) => ControlFlow::Break(()),
                 }
             };
+            // Local files whose outputs would land on each other's (`a.gif`,
+            // `a.png`) go to one worker together, in key order: the first
+            // that takes its outputs keeps them and the rest fail, so a
+            // broken `a.gif`, or an earlier run's variant, reserves nothing.
+            let mut groups: HashMap<(String, String), Vec<String>> = HashMap::new();
+            let mut order = Vec::new();
             for file in &walked.files {
                 // A file named on the command line that is no source fails
                 // with the reason (`x.heic`, `x.svg`); one found by walking a
                 // folder is skipped, as the job would.
-                if file.named {
-                    if let Err(e) = recipe.source_key(&file.key) {
-                        record(ImageLine::failed(&file.key, format!("not processed: {e}")));
-                        continue;
+                match recipe.source_key(&file.key) {
+                    Err(e) if file.named => {
+                        record(ImageLine::failed(&file.key, format!("not processed: {e}")))
+                    }
+                    Err(_) => order.push((file.key.clone(), None)),
+                    Ok(src) => {
+                        let slot = (src.out_dir().to_owned(), src.stem().to_owned());
+                        let group = groups.entry(slot.clone()).or_default();
+                        if group.is_empty() {
+                            order.push((file.key.clone(), Some(slot)));
+                        }
+                        group.push(file.key.clone());
                     }
                 }
-                let variant = file.recorded.as_ref().is_some_and(|m| m.contains_key(resize_core::META_SOURCE));
-                if send(Input::Local, &file.key, !variant).is_break() {
+            }
+            for (key, slot) in order {
+                let then = slot
+                    .and_then(|slot| groups.remove(&slot))
+                    .map(|group| group.into_iter().skip(1).collect())
+                    .unwrap_or_default();
+                if send(Input::Local, &key, then).is_break() {
                     return;
                 }
             }
             for (i, (url, store)) in s3_inputs.iter().zip(&buckets).enumerate() {
                 progress.listing(true);
-                let listed = store.list(&url.prefix, &mut |key| send(Input::Bucket(i), key, true));
+                let listed = store.list(&url.prefix, &mut |key| send(Input::Bucket(i), key, Vec::new()));
                 if let Err(e) = listed {
                     record(ImageLine::failed(
                         &url.to_string(),
@@ -261,7 +280,9 @@ fn run(args: &Args) -> Result<Summary, Failure> {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .recv();
-                let Ok(Item { input, key }) = next else { break };
+                let Ok(Item { input, key, then }) = next else {
+                    break;
+                };
                 let sources: &dyn Storage = match input {
                     Input::Local => local_reader,
                     Input::Bucket(i) => match buckets.get(i) {
@@ -269,19 +290,38 @@ fn run(args: &Args) -> Result<Summary, Failure> {
                         None => break,
                     },
                 };
-                let storage = Routed {
-                    sources,
-                    outputs,
-                    source: &key,
-                };
-                // One path for both: the dry run stops after the plan.
-                let plan = resize_core::plan_job(&storage, &recipe, &key, options.clone());
-                let line = if args.dry_run {
-                    report::planned(plan)
-                } else {
-                    ImageLine::from_report(resize_core::carry_out(&storage, &recipe, plan))
-                };
-                record(line);
+                // The key, then those that would write over its outputs,
+                // each tried only while no earlier one took them.
+                let mut owner: Option<String> = None;
+                for key in std::iter::once(key).chain(then) {
+                    if let Some(first) = &owner {
+                        record(ImageLine::failed(&key, collision(first)));
+                        continue;
+                    }
+                    let storage = Routed {
+                        sources,
+                        outputs,
+                        source: &key,
+                    };
+                    // One path for both: the dry run stops after the plan.
+                    let plan = resize_core::plan_job(&storage, &recipe, &key, options.clone());
+                    let line = if args.dry_run {
+                        if takes_outputs(&plan.action) {
+                            owner = Some(key.clone());
+                        }
+                        report::planned(plan)
+                    } else {
+                        let report = resize_core::carry_out(&storage, &recipe, plan);
+                        if matches!(
+                            report.outcome,
+                            Outcome::Written(_) | Outcome::Skipped(Skip::UpToDate)
+                        ) {
+                            owner = Some(key.clone());
+                        }
+                        ImageLine::from_report(report)
+                    };
+                    record(line);
+                }
             });
         }
         // The feeder ends when every key is queued; dropping its sender
@@ -411,6 +451,20 @@ const QUEUE: usize = 1024;
 struct Item {
     input: Input,
     key: String,
+    /// Keys whose outputs would land on `key`'s, in key order: tried after
+    /// it, each only while no earlier one took the outputs.
+    then: Vec<String>,
+}
+
+/// Why a key's outputs are not written: `first` took them.
+fn collision(first: &str) -> String {
+    format!("its outputs would overwrite those of `{first}` (same name, other extension); rename one of them")
+}
+
+/// Whether a plan takes its key's outputs: it writes them, or they are
+/// current.
+fn takes_outputs(action: &Action) -> bool {
+    matches!(action, Action::Write(_) | Action::Skip(Skip::UpToDate))
 }
 
 #[derive(Clone, Copy)]

@@ -17,7 +17,7 @@ pub(crate) struct Size {
 /// `round(src_h × width / src_w)`, at least 1. Rounds half up, in integers,
 /// so 16:9 sources give exact heights (no 2199-px widths from floored
 /// heights re-fitted, as the 2019 code did).
-fn height_for(src_w: u32, src_h: u32, width: u32) -> u32 {
+pub(crate) fn height_for(src_w: u32, src_h: u32, width: u32) -> u32 {
     if src_w == 0 {
         return 1;
     }

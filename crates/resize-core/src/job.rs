@@ -59,6 +59,18 @@ pub enum Skip {
     /// The object carries the metadata of one of our variants.
     #[error("object is a variant made by resize")]
     IsVariant,
+    /// The object carries no metadata of ours, but its name and pixel size
+    /// are those of a variant of a source beside it: `a-720.jpg`, 720 px
+    /// wide and as tall as `a.jpg` is at that width (±1 px, which also
+    /// catches the 2019 Lambda's 2199-px outputs). A store without metadata
+    /// (files without the state file) or a variant made by another tool.
+    #[error("looks like a {width} px variant of `{of}` (its name and size), not a source")]
+    LooksLikeVariant {
+        /// The source it would be made from.
+        of: String,
+        /// The width its name says.
+        width: u32,
+    },
     /// The source was gone when the job came to read it (deleted after
     /// the event was sent, or while a run was under way).
     #[error("source no longer exists")]
@@ -324,6 +336,49 @@ pub struct ManifestOutput {
     pub bytes: Option<u64>,
 }
 
+/// The source `key` is a variant of by its name and pixel size, when it
+/// carries no metadata of ours: a name that reads as an output at a width
+/// within 1 px of its own, beside a source whose upright size at that width
+/// gives its height (±1 px). Only names within a pixel of their width cost
+/// a look at a neighbour, so `beach-2019.jpg` and `IMG_1234-2.jpg` beside
+/// `IMG_1234.jpg` are read as sources without one. A neighbour that cannot
+/// be read is no parent.
+fn named_parent<S: Storage + ?Sized>(
+    storage: &S,
+    recipe: &Recipe,
+    key: &str,
+    probe: &Probe,
+) -> Option<(String, u32)> {
+    let near = |a: u32, b: u32| a.abs_diff(b) <= 1;
+    for (parent, width) in recipe.named_parents(key) {
+        if !near(width, probe.width) || storage.head(&parent).ok().flatten().is_none() {
+            continue;
+        }
+        let limit = recipe.limits().max_input_bytes;
+        let Ok(fetched) = storage.get_start(&parent, HEADER_BYTES, limit) else {
+            continue;
+        };
+        let size = fetched.meta.size.unwrap_or(fetched.bytes.len() as u64);
+        let from_start = pixels::probe_start(&fetched.bytes, size, recipe.limits())
+            .ok()
+            .flatten();
+        let Some(parent_probe) = from_start.or_else(|| {
+            let whole = storage.get(&parent, limit).ok()?;
+            pixels::probe(&whole.bytes, recipe.limits()).ok()
+        }) else {
+            continue;
+        };
+        if parent_probe.width < width.saturating_sub(1) || parent_probe.width == 0 {
+            continue;
+        }
+        let height = crate::geometry::height_for(parent_probe.width, parent_probe.height, width);
+        if near(height, probe.height) {
+            return Some((parent, width));
+        }
+    }
+    None
+}
+
 /// What [`carry_out`] will do.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -585,6 +640,9 @@ fn plan_steps(
             pixels::probe(&fetched.bytes, recipe.limits()).map_err(render_err)?
         }
     };
+    if let Some((of, width)) = named_parent(storage, recipe, key, &probe) {
+        return Ok(Err(Skip::LooksLikeVariant { of, width }));
+    }
     let variants = plan_variants(recipe, &source, &probe)?;
     if variants.is_empty() {
         return Ok(Err(Skip::TooNarrow { width: probe.width }));

@@ -198,6 +198,12 @@ impl Recipe {
         self.keys.looks_like_output(key)
     }
 
+    /// The keys `key` would be a variant of by its name alone, each with
+    /// the width its name says (see `job`'s `named_parent`).
+    pub(crate) fn named_parents(&self, key: &str) -> Vec<(String, u32)> {
+        self.keys.named_parents(key)
+    }
+
     /// Refuses to write outputs under `destination` (a key prefix, the
     /// outputs' keys following it) of the store whose keys under
     /// `sources` are read as sources, when a run would take some output

@@ -116,8 +116,9 @@ fn check(sb: &Sandbox, report: &serde_json::Value, key: &str, status: &str, outp
 }
 
 /// Without replacements, a source shaped like an output (`a-60.jpg` with
-/// `--sizes 60`) is skipped, and writing into the input directory refuses to
-/// replace it: `a.jpg` fails, exit 1, and the source bytes are unchanged.
+/// `--sizes 60`) is not processed (named on the command line, it fails with
+/// the reason), and writing into the input directory refuses to replace
+/// it: `a.jpg` fails, exit 1, and the source bytes are unchanged.
 #[test]
 fn never_overwrites_a_source_in_place() {
     let sb = Sandbox::new();
@@ -130,12 +131,12 @@ fn never_overwrites_a_source_in_place() {
     let run = sb.run(&["--sizes", "60", "--json", "--out", "d", "d/a.jpg", "d/a-60.jpg"]);
     run.expect_code(1);
     let report = run.json();
-    assert_eq!(
-        reasons(&report, "skipped")["a-60.jpg"],
-        "looks like an output of this recipe"
-    );
     let failed = reasons(&report, "failed");
-    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(
+        failed["a-60.jpg"],
+        "not processed: looks like an output of this recipe"
+    );
+    assert_eq!(failed.len(), 2, "{failed:?}");
     insta::assert_snapshot!(sb.scrub(&failed["a.jpg"]), @"cannot write `a-60.jpg`: refusing to overwrite source file `[TMP]/d/a-60.jpg`");
     assert_eq!(
         fs::read(&other).expect("read"),
@@ -235,4 +236,56 @@ fn sources_that_map_to_the_same_output_are_reported() {
         failed.contains_key("a.jpg") || failed.contains_key("a.png"),
         "{failed:?}"
     );
+}
+
+/// Of two sources whose outputs would collide (`a.gif`, `a.png`), the
+/// first that takes its outputs keeps them; one that fails, or is too
+/// narrow to write anything, reserves nothing.
+#[test]
+fn a_failed_source_reserves_no_outputs() {
+    // (files in `in/` with their fixtures, failed keys, written keys)
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+    let cases: &[Case] = &[
+        (
+            &[
+                ("a.gif", "bad/truncated/animated-5pct.gif"),
+                ("a.png", "alpha.png"),
+            ],
+            &["a.gif"],
+            &["a.png"],
+        ),
+        (
+            &[("a.gif", "animated.gif"), ("a.png", "alpha.png")],
+            &["a.png"],
+            &["a.gif"],
+        ),
+        (
+            &[("a.gif", "one-pixel.png"), ("a.png", "alpha.png")],
+            &[],
+            &["a.png"],
+        ),
+    ];
+    for (files, failed, written) in cases {
+        let sb = Sandbox::new();
+        for (name, fixture) in *files {
+            sb.copy_fixture(fixture, &format!("in/{name}"));
+        }
+        let run = sb.run(&["--sizes", "40", "--json", "--out", "out", "in"]);
+        let report = run.json();
+        let got: Vec<String> = reasons(&report, "failed").into_keys().collect();
+        assert_eq!(got, *failed, "{files:?}: {}", run.stderr);
+        let got: Vec<&str> = report["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter(|l| l["status"] == "written")
+            .map(|l| l["key"].as_str().expect("key"))
+            .collect();
+        assert_eq!(got, *written, "{files:?}");
+        run.expect_code(if failed.is_empty() { 0 } else { 1 });
+    }
 }

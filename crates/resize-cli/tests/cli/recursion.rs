@@ -165,3 +165,69 @@ proptest! {
         }
     }
 }
+
+/// Without a state file (deleted, or never kept by the tool that made the
+/// variants), every file but the sources must be named for one of the
+/// starting sources at one width: `a-360.jpg`, never `a-720-360.jpg`.
+fn check_names_without_state(sb: &Sandbox) -> Result<(), String> {
+    let stems: Vec<&str> = SOURCES
+        .iter()
+        .map(|(_, to)| to.trim_end_matches(".jpg"))
+        .collect();
+    for file in sb.files("in") {
+        if SOURCES.iter().any(|(_, to)| *to == file) || file.ends_with(".json") || file.ends_with(".lock") {
+            continue;
+        }
+        let (name, _ext) = file
+            .rsplit_once('.')
+            .ok_or_else(|| format!("{file} has no extension"))?;
+        let (stem, width) = name
+            .rsplit_once('-')
+            .ok_or_else(|| format!("{file} names no width"))?;
+        if !stems.contains(&stem) || width.parse::<u32>().is_err() {
+            return Err(format!("{file} is not named for a source at one width"));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Width and format changes under one template over a folder that is
+    /// its own `--out`, the state file deleted before every run: the names
+    /// and pixel sizes of the variants tell them from sources.
+    #[test]
+    fn any_sequence_of_width_and_format_changes_without_the_state_file(
+        runs in proptest::collection::vec(settings(), 2..=4)
+    ) {
+        let sb = sandbox();
+        for s in &runs {
+            let _ = fs::remove_file(sb.path(&format!("in/{STATE_FILE}")));
+            let widths = s.widths.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+            let formats = s.formats.join(",");
+            run(&sb, "", &["--sizes", &widths, "--formats", &formats]);
+        }
+        if let Err(e) = check_names_without_state(&sb) {
+            prop_assert!(false, "{e} after {runs:?}\nfiles: {:?}", sb.files("in"));
+        }
+    }
+}
+
+/// Beside `IMG_1234.jpg`, names that merely end in a number stay sources:
+/// `IMG_1234-2.jpg` (not 2 px wide), `beach-2019.jpg` beside `beach.jpg`.
+#[test]
+fn names_ending_in_a_number_stay_sources() {
+    let sb = Sandbox::new();
+    for (fixture, to) in [
+        ("photo-4x3.jpg", "in/IMG_1234.jpg"),
+        ("photo-16x9.jpg", "in/IMG_1234-2.jpg"),
+        ("photo-16x9.jpg", "in/beach.jpg"),
+        ("photo-upper.JPG", "in/beach-2019.jpg"),
+    ] {
+        sb.copy_fixture(fixture, to);
+    }
+    let run = sb.run(&["--sizes", "100", "--json", "--out", "out", "in"]);
+    run.expect_code(0);
+    assert_eq!(run.json()["images_written"], 4, "{}", run.stderr);
+}

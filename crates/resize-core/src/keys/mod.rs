@@ -266,6 +266,36 @@ impl KeyRules {
         self.shape.matches(self.template.parts(), key) || self.looks_like_manifest(key)
     }
 
+    /// The keys `key` would be a variant of at some width, read from its
+    /// name alone: for each way it reads as an output at any width, the
+    /// source keys of that directory and stem (every source extension, in
+    /// lower and upper case) with the width. Empty under replacements,
+    /// whose outputs live in destinations that are never sources.
+    pub(crate) fn named_parents(&self, key: &str) -> Vec<(String, u32)> {
+        if !self.replacements.is_empty() {
+            return Vec::new();
+        }
+        // Any format's extension, not only this recipe's: the variant may be
+        // from a run with other formats.
+        let exts: Vec<&'static str> = Format::ALL.iter().map(|f| f.extension()).collect();
+        let mut parents = Vec::new();
+        for parse in guard::parses(self.template.parts(), key, &exts) {
+            for ext in SOURCE_EXTENSIONS {
+                for ext in [ext.to_string(), ext.to_ascii_uppercase()] {
+                    let parent = if parse.dir.is_empty() {
+                        format!("{}.{ext}", parse.stem)
+                    } else {
+                        format!("{}/{}.{ext}", parse.dir, parse.stem)
+                    };
+                    if parent != key {
+                        parents.push((parent, parse.width));
+                    }
+                }
+            }
+        }
+        parents
+    }
+
     /// Whether `key` could be one of these rules' manifests.
     pub(crate) fn looks_like_manifest(&self, key: &str) -> bool {
         self.manifest
