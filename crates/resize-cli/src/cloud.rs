@@ -120,16 +120,14 @@ pub fn refuse_loops(recipe: &Recipe, inputs: &[&S3Url], out: Option<&S3Url>) -> 
     Ok(())
 }
 
-/// A boolean environment variable, as the Lambda reads it.
+/// A boolean environment variable, read as every boolean setting is
+/// (`resize_core::parse_bool`); unset or empty is false.
 fn flag(name: &str) -> anyhow::Result<bool> {
-    match std::env::var(name)
-        .ok()
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("" | "0" | "false" | "no") => Ok(false),
-        Some("1" | "true" | "yes") => Ok(true),
-        Some(other) => bail!("{name} must be true or false, not `{other}`"),
+    match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+        None => Ok(false),
+        Some(v) => match resize_core::parse_bool(&v) {
+            Some(b) => Ok(b),
+            None => bail!("invalid {name} value `{}`: expected true or false", v.trim()),
+        },
     }
 }

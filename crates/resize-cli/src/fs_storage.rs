@@ -49,7 +49,15 @@ pub struct FsStorage {
 impl FsStorage {
     pub fn new(out: &Path, files: &[SourceFile], dry_run: bool) -> anyhow::Result<FsStorage> {
         if !dry_run {
-            fs::create_dir_all(out)?;
+            use anyhow::Context;
+            fs::create_dir_all(out)
+                .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+            // A read-only folder is said once, before any work, rather than
+            // by every image's first write.
+            tempfile::Builder::new()
+                .prefix(&format!("{TEMP_PREFIX}{}-probe-", std::process::id()))
+                .tempfile_in(out)
+                .with_context(|| format!("cannot write to the output folder {}", out.display()))?;
         }
         let out = fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
         if !dry_run {
@@ -110,7 +118,7 @@ fn meta(m: &fs::Metadata, version: Option<String>) -> Meta {
 impl FsStorage {
     /// Records the metadata of the variant file now at `path` (`key`).
     fn record(&self, key: &str, path: &Path, metadata: &[(&str, &str)]) -> Result<(), StorageError> {
-        let m = fs::metadata(path).map_err(|e| io_error(e, key, "look at"))?;
+        let m = fs::metadata(path).map_err(|e| io_error(e, key, path, "look at"))?;
         let entry = Entry {
             metadata: metadata
                 .iter()
@@ -121,7 +129,7 @@ impl FsStorage {
         };
         self.state
             .record(key, entry)
-            .map_err(|e| io_error(e, STATE_FILE, "update"))
+            .map_err(|e| io_error(e, STATE_FILE, Path::new(STATE_FILE), "update"))
     }
 }
 
@@ -133,9 +141,9 @@ impl Storage for FsStorage {
             let mut file = match fs::File::open(path) {
                 Ok(file) => file,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(io_error(e, key, "read")),
+                Err(e) => return Err(io_error(e, key, path, "read")),
             };
-            let m = file.metadata().map_err(|e| io_error(e, key, "look at"))?;
+            let m = file.metadata().map_err(|e| io_error(e, key, path, "look at"))?;
             let mut hasher = VersionHasher::new();
             let mut buf = vec![0; 256 * 1024];
             loop {
@@ -143,7 +151,7 @@ impl Storage for FsStorage {
                     Ok(0) => break,
                     Ok(n) => hasher.update(&buf[..n]),
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(io_error(e, key, "read")),
+                    Err(e) => return Err(io_error(e, key, path, "read")),
                 }
             }
             let mut found = meta(&m, Some(hasher.finish()));
@@ -164,7 +172,7 @@ impl Storage for FsStorage {
                 Ok(Some(found))
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error(e, key, "look at")),
+            Err(e) => Err(io_error(e, key, &path, "look at")),
         }
     }
 
@@ -183,9 +191,9 @@ impl Storage for FsStorage {
         let mut file = match fs::File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(StorageError::NotFound(key.to_owned())),
-            Err(e) => return Err(io_error(e, key, "read")),
+            Err(e) => return Err(io_error(e, key, &path, "read")),
         };
-        let m = file.metadata().map_err(|e| io_error(e, key, "read"))?;
+        let m = file.metadata().map_err(|e| io_error(e, key, &path, "read"))?;
         if m.len() > limit {
             return Err(StorageError::TooLarge {
                 key: key.to_owned(),
@@ -199,7 +207,7 @@ impl Storage for FsStorage {
         (&mut file)
             .take(limit.saturating_add(1))
             .read_to_end(&mut bytes)
-            .map_err(|e| io_error(e, key, "read"))?;
+            .map_err(|e| io_error(e, key, &path, "read"))?;
         if bytes.len() as u64 > limit {
             return Err(StorageError::TooLarge {
                 key: key.to_owned(),
@@ -231,7 +239,7 @@ impl Storage for FsStorage {
         }
         // `out_path` joined a relative key to the root: there is a parent.
         let parent = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(parent).map_err(|e| io_error(e, key, "create directory for"))?;
+        fs::create_dir_all(parent).map_err(|e| io_error(e, key, parent, "create the folder"))?;
         let target = fs::canonicalize(parent).map(|p| p.join(path.file_name().unwrap_or_default()));
         if target.is_ok_and(|t| self.source_paths.contains(&t)) {
             return Err(StorageError::Permanent {
@@ -243,7 +251,7 @@ impl Storage for FsStorage {
         let mut tmp = tempfile::Builder::new()
             .prefix(&prefix)
             .tempfile_in(parent)
-            .map_err(|e| io_error(e, key, "create temporary file for"))?;
+            .map_err(|e| io_error(e, key, parent, "create a temporary file in"))?;
         // Readable by all, as a file the user wrote would be (temporary
         // files are created private).
         #[cfg(unix)]
@@ -251,13 +259,13 @@ impl Storage for FsStorage {
             use std::os::unix::fs::PermissionsExt;
             tmp.as_file()
                 .set_permissions(fs::Permissions::from_mode(0o644))
-                .map_err(|e| io_error(e, key, "write"))?;
+                .map_err(|e| io_error(e, key, tmp.path(), "write"))?;
         }
         tmp.write_all(object.bytes)
             .and_then(|()| tmp.as_file().sync_data())
-            .map_err(|e| io_error(e, key, "write"))?;
+            .map_err(|e| io_error(e, key, tmp.path(), "write"))?;
         tmp.persist(&path)
-            .map_err(|e| io_error(e.error, key, "rename into place"))?;
+            .map_err(|e| io_error(e.error, key, &path, "rename a temporary file to"))?;
         self.record(key, &path, object.metadata)
     }
 
@@ -269,9 +277,12 @@ impl Storage for FsStorage {
     }
 }
 
-fn io_error(e: std::io::Error, key: &str, what: &str) -> StorageError {
+/// A file system error on `path` (the file of `key`). The message names the
+/// path, not the key: the job's own error names the key already, and a
+/// full path tells which folder is read-only or missing.
+fn io_error(e: std::io::Error, key: &str, path: &Path, what: &str) -> StorageError {
     // The io error follows as the source; `error_chain` prints it after the message.
-    let message = format!("cannot {what} `{key}`");
+    let message = format!("cannot {what} {}", path.display());
     let source: Option<Box<dyn std::error::Error + Send + Sync>> = Some(Box::new(e));
     match source
         .as_deref()

@@ -78,6 +78,20 @@ pub fn parse_base(text: &str) -> anyhow::Result<String> {
             "--html-base `{text}` contains one of \" ' < > # ?: give the folder URL the output keys follow"
         );
     }
+    // A scheme is allowed only when it is http or https: `javascript:`,
+    // `data:` and the like would turn every image link into code or data.
+    if let Some((scheme, _)) = text.split_once(':') {
+        let is_scheme = !scheme.is_empty()
+            && !scheme.contains('/')
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if is_scheme && !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            bail!(
+                "--html-base `{text}` is a `{scheme}:` URL: give an http:// or https:// URL or a relative path"
+            );
+        }
+    }
     Ok(if text.ends_with('/') {
         text.to_owned()
     } else {

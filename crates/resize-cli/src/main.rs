@@ -162,11 +162,9 @@ fn run(args: &Args) -> Result<Summary, Failure> {
     }
     .map_err(usage)?;
     let stores = match (&out, &cloud) {
-        (Location::Local(dir), _) => Stores::Local(
-            FsStorage::new(dir, &walked.files, args.dry_run)
-                .context("cannot prepare the output directory")
-                .map_err(usage)?,
-        ),
+        (Location::Local(dir), _) => {
+            Stores::Local(FsStorage::new(dir, &walked.files, args.dry_run).map_err(usage)?)
+        }
         (Location::S3(url), Some(cloud)) => Stores::S3 {
             sources: FsStorage::sources_only(&walked.files),
             out: cloud.destination(url),

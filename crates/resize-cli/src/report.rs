@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use resize_core::{error_chain, Action, Outcome, Plan, Report};
 use serde::Serialize;
 
@@ -21,6 +21,10 @@ pub struct ImageLine {
     /// holds), when the run writes manifests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<ManifestLine>,
+    /// A folder that could not be listed, not an image: listed with the
+    /// failures, never counted as an image.
+    #[serde(skip)]
+    pub folder: bool,
 }
 
 /// The JSON form of the core's `ManifestOutput`.
@@ -77,6 +81,15 @@ impl ImageLine {
             bytes_in: 0,
             variants: Vec::new(),
             manifest: None,
+            folder: false,
+        }
+    }
+
+    /// A folder that could not be listed.
+    pub fn folder_failed(key: &str, reason: String) -> ImageLine {
+        ImageLine {
+            folder: true,
+            ..ImageLine::failed(key, reason)
         }
     }
 
@@ -101,6 +114,7 @@ impl ImageLine {
                 found: None,
                 writes: true,
             }),
+            folder: false,
         }
     }
 
@@ -153,6 +167,7 @@ pub fn planned(plan: Plan) -> ImageLine {
         bytes_in: plan.bytes_in,
         variants,
         manifest,
+        folder: false,
     }
 }
 
@@ -182,9 +197,24 @@ impl Progress {
     pub fn new(total: u64, terminal: bool, quiet: bool) -> Progress {
         let bar = (terminal && !quiet).then(|| {
             let bar = ProgressBar::new(total);
+            // 20 columns of bar leave room for the counts in a 60-column
+            // terminal; the rate with one decimal; the time left only once
+            // there is a rate to tell it from (a quick first failure made
+            // it "0s" with minutes of work left).
             if let Ok(style) = ProgressStyle::with_template(
-                "{bar:40} {pos}/{len}{prefix} images  {per_sec}  ETA {eta}  {wide_msg}",
+                "{bar:20} {pos}/{len}{prefix} images  {rate}  ETA {left}  {wide_msg}",
             ) {
+                let style = style
+                    .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1}/s", state.per_sec());
+                    })
+                    .with_key("left", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        if state.elapsed() < std::time::Duration::from_secs(3) || state.pos() < 2 {
+                            let _ = write!(w, "…");
+                        } else {
+                            let _ = write!(w, "{:#}", indicatif::HumanDuration(state.eta()));
+                        }
+                    });
                 bar.set_style(style);
             }
             bar
@@ -213,29 +243,37 @@ impl Progress {
         match &self.bar {
             Some(bar) => {
                 if line.status == Status::Failed {
-                    bar.println(format!(
+                    bar.println(printable(&format!(
                         "FAIL {}: {}",
                         line.key,
                         line.reason.as_deref().unwrap_or("")
-                    ));
+                    )));
                 }
                 if line.status == Status::Planned {
                     bar.println(plan_text(line));
                 }
-                bar.set_message(line.key.clone());
+                bar.set_message(printable(&line.key));
                 bar.inc(1);
             }
             None => {
                 let text = match line.status {
                     Status::Written => format!(
                         "ok   {} ({} variants{})",
-                        line.key,
+                        printable(&line.key),
                         line.variants.len(),
                         if line.manifest.is_some() { ", manifest" } else { "" }
                     ),
                     Status::Planned => plan_text(line),
-                    Status::Skipped => format!("skip {}: {}", line.key, line.reason.as_deref().unwrap_or("")),
-                    Status::Failed => format!("FAIL {}: {}", line.key, line.reason.as_deref().unwrap_or("")),
+                    Status::Skipped => printable(&format!(
+                        "skip {}: {}",
+                        line.key,
+                        line.reason.as_deref().unwrap_or("")
+                    )),
+                    Status::Failed => printable(&format!(
+                        "FAIL {}: {}",
+                        line.key,
+                        line.reason.as_deref().unwrap_or("")
+                    )),
                 };
                 // Progress lines are best effort; a closed stderr must not stop the run.
                 let _ = writeln!(std::io::stderr(), "{text}");
@@ -254,21 +292,47 @@ impl Progress {
 /// each variant, whether it is written, and what its path holds now.
 fn plan_text(line: &ImageLine) -> String {
     let writes = line.variants.iter().filter(|v| v.writes).count();
-    let mut text = format!("plan {} ({writes} variants)", line.key);
+    let mut text = format!("plan {} ({writes} variants)", printable(&line.key));
     for v in &line.variants {
         let what = if v.writes { "write" } else { "keep " };
         let found = v.found.as_deref().unwrap_or("");
         text.push_str(&format!(
             "\n       {what} {} ({}x{}): {found}",
-            v.key, v.width, v.height
+            printable(&v.key),
+            v.width,
+            v.height
         ));
     }
     if let Some(m) = &line.manifest {
         let what = if m.writes { "write" } else { "keep " };
         let found = m.found.as_deref().unwrap_or("");
-        text.push_str(&format!("\n       {what} {} (manifest): {found}", m.key));
+        text.push_str(&format!(
+            "\n       {what} {} (manifest): {found}",
+            printable(&m.key)
+        ));
     }
     text
+}
+
+/// `text` for one line of a terminal: control characters in file names (a
+/// newline, an escape sequence) are shown escaped (`\n`), never acted on.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// How the core says a variant is current (`Found::Current`): only to
@@ -283,6 +347,9 @@ pub struct Summary {
     pub images_written: usize,
     pub images_skipped: usize,
     pub images_failed: usize,
+    /// Folders that could not be listed (their images are not counted).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub folders_failed: usize,
     pub variants_written: usize,
     /// Variants a run would write (dry run): those not current.
     pub variants_planned: usize,
@@ -311,7 +378,7 @@ pub struct Reason {
 
 impl Summary {
     pub fn new(results: Vec<ImageLine>, elapsed: Duration, dry_run: bool) -> Summary {
-        let count = |s: Status| results.iter().filter(|l| l.status == s).count();
+        let count = |s: Status| results.iter().filter(|l| l.status == s && !l.folder).count();
         let reasons = |s: Status| -> Vec<Reason> {
             results
                 .iter()
@@ -340,7 +407,8 @@ impl Summary {
         }
         Summary {
             dry_run,
-            images: results.len(),
+            images: results.iter().filter(|l| !l.folder).count(),
+            folders_failed: results.iter().filter(|l| l.folder).count(),
             images_written: count(Status::Written),
             images_skipped: count(Status::Skipped),
             images_failed: count(Status::Failed),
@@ -388,6 +456,13 @@ impl Summary {
             if self.manifests > 0 {
                 writeln!(out, "{} manifests {verb}", self.manifests)?;
             }
+            if self.folders_failed > 0 {
+                writeln!(
+                    out,
+                    "{} folders could not be read (see below)",
+                    self.folders_failed
+                )?;
+            }
             if let Some(peak) = self.peak_rss_bytes {
                 writeln!(out, "peak memory {:.1} MB", peak as f64 / f64::from(1 << 20))?;
             }
@@ -404,7 +479,7 @@ impl Summary {
                 writeln!(out, "stale variants: {}", why.join(", "))?;
             }
             for f in &self.failed {
-                writeln!(out, "failed: {}: {}", f.key, f.reason)?;
+                writeln!(out, "{}", printable(&format!("failed: {}: {}", f.key, f.reason)))?;
             }
         }
         out.flush()?;

@@ -193,7 +193,7 @@ fn collect(
     let mut entries: Vec<_> = match fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(Result::ok).collect(),
         Err(e) => {
-            errors.push(ImageLine::failed(
+            errors.push(ImageLine::folder_failed(
                 &rel.to_string_lossy(),
                 format!("cannot list directory: {e}"),
             ));
@@ -210,6 +210,16 @@ fn collect(
         };
         if file_type.is_dir() {
             collect(&path, &rel, out, &roots, found, errors)?;
+        } else if file_type.is_symlink() && !path.exists() && has_image_extension(&rel) {
+            // A link to a photo that is gone is a photo missing, not a file
+            // to pass over in silence.
+            let target = fs::read_link(&path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            errors.push(ImageLine::failed(
+                &rel.to_string_lossy(),
+                format!("is a symbolic link to `{target}`, which does not exist"),
+            ));
         } else if file_type.is_file() || (file_type.is_symlink() && path.is_file()) {
             // Symlinked directories are not followed: they can form cycles.
             if !crate::fs_storage::is_own_file(&entry.file_name()) {
@@ -219,6 +229,14 @@ fn collect(
         }
     }
     Ok(())
+}
+
+fn has_image_extension(rel: &Path) -> bool {
+    rel.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        resize_core::SOURCE_EXTENSIONS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(e))
+    })
 }
 
 fn key_of(rel: &Path) -> Option<String> {

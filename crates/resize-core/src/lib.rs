@@ -90,7 +90,7 @@ pub use storage::{
     content_version, Fetched, MemoryStorage, Meta, Object, Storage, StorageError, StoredObject, VersionHasher,
 };
 pub use values::{
-    Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, Widths, DEFAULT_JPEG_QUALITY,
+    parse_bool, Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, Widths, DEFAULT_JPEG_QUALITY,
     DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_WEBP_QUALITY, MAX_WIDTH, MAX_WIDTHS,
 };
 

@@ -254,13 +254,9 @@ fn parse_quality(var: &'static str, s: &str) -> Result<Quality, SettingsError> {
         .ok_or_else(|| SettingsError::invalid(var, s.trim(), "an integer from 1 to 100"))
 }
 
-/// `true`/`false` and the spellings deployment tools write for them.
+/// A boolean setting ([`crate::parse_bool`]).
 fn parse_bool(var: &'static str, s: &str) -> Result<bool, SettingsError> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(SettingsError::invalid(var, s.trim(), "true or false")),
-    }
+    crate::values::parse_bool(s).ok_or_else(|| SettingsError::invalid(var, s.trim(), "true or false"))
 }
 
 fn parse_positive(var: &'static str, s: &str) -> Result<u64, SettingsError> {

@@ -280,3 +280,24 @@ impl Default for Limits {
         }
     }
 }
+
+/// The one reading of a boolean setting, wherever it comes from (a
+/// recipe's settings, the function's and the CLI's environment, a Batch
+/// Operations job's `userArguments`): `true`/`false` and the spellings
+/// deployment tools write for them (`1`/`0`, `yes`/`no`, `on`/`off`), in
+/// any case, spaces around ignored. `None` for anything else, which the
+/// caller reports naming its setting.
+///
+/// ```
+/// use resize_core::parse_bool;
+/// assert_eq!(parse_bool(" On "), Some(true));
+/// assert_eq!(parse_bool("0"), Some(false));
+/// assert_eq!(parse_bool("maybe"), None);
+/// ```
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}

@@ -200,14 +200,18 @@ fn arguments(given: Option<&Value>) -> Result<Arguments, String> {
     for (name, value) in map {
         match name.as_str() {
             "force" => {
-                arguments.force = match value {
-                    Value::Bool(b) => *b,
-                    Value::String(s) if s.trim().eq_ignore_ascii_case("true") => true,
-                    Value::String(s) if s.trim().eq_ignore_ascii_case("false") => false,
-                    other => {
+                let read = match value {
+                    Value::Bool(b) => Some(*b),
+                    Value::String(s) => resize_core::parse_bool(s),
+                    _ => None,
+                };
+                arguments.force = match read {
+                    Some(force) => force,
+                    None => {
+                        let other = value;
                         return Err(format!(
                             "userArguments: `force` must be \"true\" or \"false\", not {other}"
-                        ))
+                        ));
                     }
                 }
             }
@@ -364,9 +368,12 @@ mod tests {
         check_args(json!({"force": " TRUE "}), Ok(true));
         check_args(json!({"force": "false"}), Ok(false));
         check_args(json!({"force": true}), Ok(true));
+        // Every boolean setting reads the same words (resize_core::parse_bool).
+        check_args(json!({"force": "yes"}), Ok(true));
+        check_args(json!({"force": "off"}), Ok(false));
         check_args(
-            json!({"force": "yes"}),
-            Err("`force` must be \"true\" or \"false\", not \"yes\""),
+            json!({"force": "maybe"}),
+            Err("`force` must be \"true\" or \"false\", not \"maybe\""),
         );
         check_args(json!({"force": 1}), Err("must be \"true\" or \"false\""));
         check_args(

@@ -70,13 +70,11 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let recipe = Recipe::from_lookup(&lookup)?;
         let flag = |var: &'static str| -> Result<bool, ConfigError> {
-            match get(var).map(|v| v.trim().to_ascii_lowercase()) {
+            match get(var) {
                 None => Ok(false),
-                Some(v) if v == "true" || v == "1" => Ok(true),
-                Some(v) if v == "false" || v == "0" => Ok(false),
-                Some(v) => Err(ConfigError::Invalid {
+                Some(v) => resize_core::parse_bool(&v).ok_or(ConfigError::Invalid {
                     var,
-                    token: v,
+                    token: v.trim().to_owned(),
                     allowed: "true or false",
                 }),
             }

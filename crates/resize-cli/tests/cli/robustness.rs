@@ -286,3 +286,39 @@ fn large_photos_within_a_memory_limit() {
         );
     }
 }
+
+/// What a newcomer's folder holds besides photos: a link to a photo that is
+/// gone fails with its target named; a newline in a name is printed
+/// escaped; an output folder that cannot be made is said once, with its
+/// path, before any work.
+#[test]
+fn odd_folders_are_reported_plainly() {
+    let sb = Sandbox::new();
+    sb.copy_fixture("orientation/orient-1.jpg", "in/a\nb.jpg");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("gone.jpg", sb.path("in/link.jpg")).expect("symlink");
+    let run = sb.run(&["--sizes", "60", "--out", "out", "in"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("ok   a\\nb.jpg (1 variants)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout
+            .contains("failed: link.jpg: is a symbolic link to `gone.jpg`, which does not exist"),
+        "{}",
+        run.stdout
+    );
+
+    sb.write("file", b"not a folder");
+    let run = sb.run(&["--sizes", "60", "--out", "file/out", "in"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("cannot create the output folder file/out: Not a directory"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("error:").count(), 1, "{}", run.stderr);
+}

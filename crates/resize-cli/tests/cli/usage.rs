@@ -104,6 +104,16 @@ fn usage_errors_exit_2_and_name_the_setting() {
             vec!["--html-base", "split srcset"],
         ),
         (with(&["--html-base", "https://cdn/"]), &[], vec!["--html"]),
+        (
+            with(&["--html", "p.html", "--html-base", "javascript:alert(1)//"]),
+            &[],
+            vec!["--html-base", "`javascript:` URL"],
+        ),
+        (
+            with(&["--html", "p.html", "--html-base", "DATA:text/html;base64/"]),
+            &[],
+            vec!["--html-base", "`DATA:` URL"],
+        ),
         (with(&[]), &[("SIZES", "abc")], vec!["SIZES", "`abc`"]),
         (with(&[]), &[("FORMATS", "jpeg,gif")], vec!["FORMATS", "`gif`"]),
         (vec!["in"], &[], vec!["--out"]),
