@@ -32,6 +32,7 @@ type Step = (&'static str, fn(&Path) -> Result<()>);
 
 pub fn run(root: &Path, only: &[String]) -> Result<()> {
     let steps: &[Step] = &[
+        ("tools", tools),
         ("fmt", |root| cargo(root, &["fmt", "--all", "--", "--check"], &[])),
         ("tidy", crate::tidy::run),
         ("layers", crate::layers::run),
@@ -219,6 +220,56 @@ fn direct_deps(root: &Path, package: &str) -> Result<Vec<String>> {
         .skip(1)
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
         .collect())
+}
+
+/// The programs the tests call, with the Debian package that has each:
+/// checked first, so that a fresh machine hears what to install at once
+/// rather than from a test failing twenty minutes in. `.ci/run` installs
+/// them.
+const TEST_TOOLS: &[(&str, &str, &str)] = &[
+    (
+        "djpeg",
+        "libjpeg-turbo-progs",
+        "decodes every JPEG output as browsers do",
+    ),
+    ("dwebp", "webp", "decodes every WebP output as browsers do"),
+    (
+        "chromium",
+        "chromium",
+        "shows the --html page (or set CHROMIUM to a Chromium binary)",
+    ),
+    (
+        "python3",
+        "python3-venv",
+        "runs moto's S3 server, cfn-lint and jsonschema from .venv",
+    ),
+];
+
+fn tools(_root: &Path) -> Result<()> {
+    let found = |name: &str| {
+        (name == "chromium" && std::env::var_os("CHROMIUM").is_some())
+            || Command::new(name)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok()
+    };
+    let missing: Vec<&(&str, &str, &str)> = TEST_TOOLS.iter().filter(|(name, _, _)| !found(name)).collect();
+    if missing.is_empty() {
+        eprintln!("djpeg, dwebp, chromium and python3 present");
+        return Ok(());
+    }
+    let mut text = String::from("the tests need programs this machine lacks:\n");
+    for (name, package, why) in &missing {
+        text.push_str(&format!("  {name} (Debian package {package}): {why}\n"));
+    }
+    let packages: Vec<&str> = missing.iter().map(|(_, p, _)| *p).collect();
+    text.push_str(&format!(
+        "install them with `apt-get install {}` (.ci/run does it, nasm included), then run `cargo xtask ci` again",
+        packages.join(" ")
+    ));
+    bail!(text)
 }
 
 fn core_invariant(root: &Path) -> Result<()> {
