@@ -1594,6 +1594,60 @@ mod tests {
         }
     }
 
+    /// Objects without our metadata named like outputs: skipped as a
+    /// variant when a source beside them has their size at the width their
+    /// name says (±1 px), sources otherwise.
+    #[test]
+    fn names_and_sizes_tell_variants_without_metadata() {
+        #[track_caller]
+        fn check(store: &[(&str, (u32, u32))], key: &str, expect: Option<(&str, u32)>) {
+            let storage = MemoryStorage::new();
+            for (k, (w, h)) in store {
+                storage.insert(k, jpeg(*w, *h));
+            }
+            let r = recipe(&[("SIZES", "100")]);
+            let plan = plan_job(&storage, &r, key, JobOptions::default());
+            let got = match plan.action {
+                Action::Skip(Skip::LooksLikeVariant { of, width }) => Some((of, width)),
+                _ => None,
+            };
+            assert_eq!(
+                got,
+                expect.map(|(of, w)| (of.to_owned(), w)),
+                "{key} among {store:?}"
+            );
+        }
+        let a = ("a.jpg", (1280, 720));
+        // Exactly a variant's size, and the 2019 Lambda's one pixel short.
+        check(&[a, ("a-720.jpg", (720, 405))], "a-720.jpg", Some(("a.jpg", 720)));
+        check(
+            &[a, ("a-1200.jpg", (1199, 674))],
+            "a-1200.jpg",
+            Some(("a.jpg", 1200)),
+        );
+        // A variant in another format, of an upper-case source.
+        check(
+            &[("A.JPG", (1280, 720)), ("A-720.webp", (720, 405))],
+            "A-720.webp",
+            Some(("A.JPG", 720)),
+        );
+        // Another shape, another width, no neighbour, a neighbour narrower
+        // than the name's width: sources.
+        check(&[a, ("a-720.jpg", (720, 540))], "a-720.jpg", None);
+        check(&[a, ("a-720.jpg", (640, 360))], "a-720.jpg", None);
+        check(&[("a-720.jpg", (720, 405))], "a-720.jpg", None);
+        check(
+            &[("IMG_1234.jpg", (1280, 720)), ("IMG_1234-2.jpg", (1280, 720))],
+            "IMG_1234-2.jpg",
+            None,
+        );
+        check(
+            &[("beach.jpg", (1280, 720)), ("beach-2019.jpg", (2019, 1136))],
+            "beach-2019.jpg",
+            None,
+        );
+    }
+
     #[test]
     fn current_variants_are_not_rebuilt_unless_forced_or_the_source_changes() {
         let store = MemoryStorage::new();
