@@ -271,7 +271,8 @@ fn bad_jobs_fail_their_tasks_with_the_reason_and_the_invocation_succeeds() {
         &typo,
         &[("t1", "PermanentFailure", says), ("t2", "PermanentFailure", says)],
     );
-    let bad_value = v2(json!({"force": "yes"}), &tasks[..1]);
+    // `yes` is a boolean like everywhere else (resize_core::parse_bool).
+    let bad_value = v2(json!({"force": "maybe"}), &tasks[..1]);
     check(
         &mut lambda,
         &bad_value,
