@@ -49,12 +49,16 @@ impl Roots {
     /// These roots and `dir`'s own, if it has a state file.
     fn with(&self, dir: &Path) -> Roots {
         let mut roots = self.clone();
-        if let Some(entries) = recorded(dir) {
-            if let Ok(dir) = fs::canonicalize(dir) {
-                if roots.0.last().is_none_or(|(last, _)| *last != dir) {
-                    roots.0.push((dir, std::rc::Rc::new(entries)));
-                }
-            }
+        // The input folder's own state file was read by `above`: read each
+        // file once (a big folder's state file is megabytes of JSON).
+        let Ok(dir) = fs::canonicalize(dir) else {
+            return roots;
+        };
+        if roots.0.last().is_some_and(|(last, _)| *last == dir) {
+            return roots;
+        }
+        if let Some(entries) = recorded(&dir) {
+            roots.0.push((dir, std::rc::Rc::new(entries)));
         }
         roots
     }
