@@ -543,9 +543,7 @@ impl Strips {
             .resize_alg(fir::ResizeAlg::Convolution(lanczos3()))
             .crop(0.0, top, f64::from(window.width), height)
             .use_alpha(false);
-        self.resizer
-            .resize(&src, &mut dst, &options)
-            .map_err(|e| err(&e))?;
+        resize_typed(&mut self.resizer, &src, &mut dst, window.channels, &options).map_err(|e| err(&e))?;
         self.next = end;
         Ok(())
     }
@@ -587,10 +585,15 @@ fn mul_div(pixels: &mut [u8], width: u32, height: u32, to: Alpha) -> Result<(), 
     };
     let mut image = fir::images::Image::from_slice_u8(width, height, pixels, fir::PixelType::U8x4)
         .map_err(|e| err(&e))?;
+    // Typed, like `resize_typed`: the untyped calls would build the
+    // crate's code for five more pixel types.
+    let Some(mut view) = fir::IntoImageViewMut::image_view_mut::<fir::pixels::U8x4>(&mut image) else {
+        return Err(err(&"not RGBA"));
+    };
     let md = fir::MulDiv::default();
     match to {
-        Alpha::Premultiplied => md.multiply_alpha_inplace(&mut image),
-        Alpha::Straight => md.divide_alpha_inplace(&mut image),
+        Alpha::Premultiplied => md.multiply_alpha_inplace_typed(&mut view),
+        Alpha::Straight => md.divide_alpha_inplace_typed(&mut view),
     }
     .map_err(|e| err(&e))
 }
@@ -621,9 +624,7 @@ pub(super) fn resize(
     let options = fir::ResizeOptions::new()
         .resize_alg(fir::ResizeAlg::Convolution(lanczos3()))
         .use_alpha(true);
-    fir::Resizer::new()
-        .resize(&src, &mut dst, &options)
-        .map_err(|e| err(&e))?;
+    resize_typed(&mut fir::Resizer::new(), &src, &mut dst, channels, &options).map_err(|e| err(&e))?;
     Ok(dst.into_vec())
 }
 
@@ -692,6 +693,37 @@ fn lanczos3_at(x: f64) -> f64 {
     let sin_3a = sin_a * (3.0 - 4.0 * sin_a * sin_a);
     // sin(πx) / πx · sin(πx/3) / (πx/3), with πx = 3a.
     sin_3a * sin_a / (3.0 * a * a)
+}
+
+/// `Resizer::resize` for the three pixel types a render uses: what the
+/// crate's untyped `resize` does once it has matched the pixel type, but
+/// without building its convolutions for the ten types we never pass
+/// (16-bit, float, two-channel), which were a third of this crate's
+/// compile time. The bytes are the same: it is the same call.
+fn resize_typed(
+    resizer: &mut fir::Resizer,
+    src: &fir::images::ImageRef<'_>,
+    dst: &mut fir::images::Image<'_>,
+    channels: Channels,
+    options: &fir::ResizeOptions,
+) -> Result<(), fir::ResizeError> {
+    fn typed<P: fir::PixelTrait>(
+        resizer: &mut fir::Resizer,
+        src: &fir::images::ImageRef<'_>,
+        dst: &mut fir::images::Image<'_>,
+        options: &fir::ResizeOptions,
+    ) -> Result<(), fir::ResizeError> {
+        use fir::{IntoImageView, IntoImageViewMut};
+        match (src.image_view::<P>(), dst.image_view_mut::<P>()) {
+            (Some(src), Some(mut dst)) => resizer.resize_typed(&src, &mut dst, options),
+            _ => Err(fir::ResizeError::PixelTypesAreDifferent),
+        }
+    }
+    match channels {
+        Channels::Gray => typed::<fir::pixels::U8>(resizer, src, dst, options),
+        Channels::Rgb => typed::<fir::pixels::U8x3>(resizer, src, dst, options),
+        Channels::Rgba => typed::<fir::pixels::U8x4>(resizer, src, dst, options),
+    }
 }
 
 fn pixel_type(channels: Channels) -> fir::PixelType {
