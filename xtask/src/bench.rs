@@ -99,7 +99,7 @@ fn parse(args: &[String], root: &Path) -> Result<Options> {
                     .context("--runs")?
             }
             "--install-peers" => o.install_peers = true,
-            // Also the Lambda path: the release bootstrap against moto, per photo.
+            // Also the Lambda path: the benchmark profile's bootstrap against moto, per photo.
             "--lambda" => o.lambda = true,
             // CI: one run, one small fixture, debug build; proves the harness works.
             "--smoke" => {
@@ -134,7 +134,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         &[
             "build",
             "--locked",
-            "--release",
+            "--profile",
+            "perf",
             "-p",
             "resize-cli",
             "-p",
@@ -145,9 +146,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("building the benchmark binaries failed");
     }
-    let bin = root
-        .join("target")
-        .join(if o.smoke { "debug" } else { "release" });
+    let bin = root.join("target").join(if o.smoke { "debug" } else { "perf" });
 
     let mut photos: Vec<PathBuf> = fs::read_dir(&o.corpus)
         .with_context(|| format!("reading corpus {}", o.corpus.display()))?
@@ -555,14 +554,15 @@ fn install_peers(bench_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The Lambda path: the release `bootstrap` serving S3 events against moto,
+/// The Lambda path: the benchmark profile's `bootstrap` serving S3 events against moto,
 /// driven by the ignored `lambda_bench` test of resize-lambda's harness.
 fn lambda_figures(root: &Path, corpus: &Path) -> Result<String> {
     let status = crate::cargo()
         .args([
             "build",
             "--locked",
-            "--release",
+            "--profile",
+            "perf",
             "-p",
             "resize-lambda",
             "--bin",
@@ -571,12 +571,12 @@ fn lambda_figures(root: &Path, corpus: &Path) -> Result<String> {
         .current_dir(root)
         .status()?;
     if !status.success() {
-        bail!("building the release bootstrap failed");
+        bail!("building the benchmark bootstrap failed");
     }
-    let bootstrap = root.join("target/release/bootstrap");
+    let bootstrap = root.join("target/perf/bootstrap");
     let corpus = fs::canonicalize(corpus).with_context(|| format!("corpus {}", corpus.display()))?;
     let mut text = String::from(
-        "\n## Lambda path\n\nThe release `bootstrap` serving one S3 event per photo through the Runtime API, \
+        "\n## Lambda path\n\nThe `bootstrap` (benchmark profile `perf`) serving one S3 event per photo through the Runtime API, \
          reading and writing moto's S3 server on loopback (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512`). \
          Invocation = event handed out → answer posted, including the S3 GET, HEAD checks and PUTs. \
          Warm figures are medians of 5; peak RSS is the process's VmHWM after all of them.\n\n",
