@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
-use resize_core::{error_chain, Action, Outcome, Plan, Report};
+use resize_core::{error_chain, Action, Decision, Outcome, Plan, Report};
 use serde::Serialize;
 
 /// What happened to one key, as printed and summarised.
@@ -67,9 +67,13 @@ pub struct Variant {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub found: Option<String>,
     /// Whether the run writes it (dry run only): the core's decision
-    /// (`Plan::writes_variant`: stale, or forced), never read from `found`.
+    /// (`Planned::decision`), never read from `found`.
     #[serde(skip)]
     pub writes: bool,
+    /// Why a current variant is written anyway (`forced`, `size unknown`),
+    /// from the same decision; `None` when `found` says why.
+    #[serde(skip)]
+    pub rewritten: Option<&'static str>,
 }
 
 impl ImageLine {
@@ -139,7 +143,12 @@ pub fn planned(plan: Plan) -> ImageLine {
                 .iter()
                 .map(|p| Variant {
                     found: Some(p.found.to_string()),
-                    writes: plan.writes_variant(p),
+                    writes: p.decision.writes(),
+                    rewritten: match p.decision {
+                        Decision::Forced => Some("forced"),
+                        Decision::SizeUnknown => Some("size unknown"),
+                        _ => None,
+                    },
                     ..Variant::from(p.variant.clone())
                 })
                 .collect();
@@ -181,6 +190,7 @@ impl From<resize_core::Variant> for Variant {
             bytes: v.bytes,
             found: None,
             writes: true,
+            rewritten: None,
         }
     }
 }
@@ -335,10 +345,6 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// How the core says a variant is current (`Found::Current`): only to
-/// name why a forced variant is written.
-const CURRENT: &str = "current";
-
 /// The end-of-run summary; `--json` prints it as one document.
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -402,7 +408,7 @@ impl Summary {
         // written only because the run is forced counts as `forced`.
         for v in results.iter().flat_map(|l| &l.variants).filter(|v| v.writes) {
             let Some(found) = v.found.as_deref() else { continue };
-            let reason = if found == CURRENT { "forced" } else { found };
+            let reason = v.rewritten.unwrap_or(found);
             *stale.entry(reason.to_owned()).or_insert(0) += 1;
         }
         Summary {

@@ -315,13 +315,54 @@ pub fn judge(source_key: &str, source: &Meta, variant: Option<&Meta>, fingerprin
     }
 }
 
-/// A variant in a [`Plan`], with what its key holds now.
+/// Whether a planned output is written, and why. Made once, by
+/// [`plan_job`]; the dry run, the write step and both adapters read it and
+/// never decide again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Current: left as it is.
+    Keep,
+    /// Not current (its [`Found`] says how): written.
+    Stale,
+    /// Current, but the run is forced: written.
+    Forced,
+    /// A current variant whose size the store did not give, which the
+    /// manifest lists: written again, so its size is known.
+    SizeUnknown,
+    /// A current manifest whose variants are written: written with them.
+    VariantsChanged,
+}
+
+impl Decision {
+    /// Whether the output is written.
+    pub fn writes(self) -> bool {
+        self != Decision::Keep
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Decision::Keep => "keep",
+            Decision::Stale => "stale",
+            Decision::Forced => "forced",
+            Decision::SizeUnknown => "size unknown",
+            Decision::VariantsChanged => "its variants change",
+        })
+    }
+}
+
+/// A variant in a [`Plan`], with what its key holds now and what the run
+/// does with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Planned {
     /// The variant.
     pub variant: Variant,
     /// What its key holds.
     pub found: Found,
+    /// Whether it is written.
+    pub decision: Decision,
 }
 
 /// A source's manifest, in a [`Plan`] (what its key holds) or a
@@ -332,6 +373,8 @@ pub struct ManifestOutput {
     pub key: String,
     /// What the key held when the job planned.
     pub found: Found,
+    /// Whether the run writes it.
+    pub decision: Decision,
     /// Its size, once written.
     pub bytes: Option<u64>,
 }
@@ -411,8 +454,6 @@ pub struct Plan {
     source: Option<Fetched>,
     /// Where [`carry_out`] is admitted before rendering.
     budget: MemoryBudget,
-    /// Rewrite current variants too.
-    force: bool,
     /// Outputs found current by modification time in a store without
     /// their metadata, to [`Storage::adopt`] with the source's version:
     /// each key and the fingerprint it is current for.
@@ -426,29 +467,40 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Whether [`carry_out`] will write this planned variant: it is not
-    /// current, or the run is forced. The one staleness rule a dry run
-    /// reports by, so that it plans what the real run writes.
-    pub fn writes_variant(&self, planned: &Planned) -> bool {
-        self.force || planned.found != Found::Current
-    }
-
-    /// Whether [`carry_out`] will write the manifest: it is stale, or a
-    /// variant is (a manifest lists its variants' sizes), or the run is
-    /// forced. What a dry run reports.
+    /// Whether [`carry_out`] will write the manifest: the plan writes and
+    /// decided so ([`ManifestOutput::decision`]).
     pub fn writes_manifest(&self) -> bool {
-        let Action::Write(planned) = &self.action else {
-            return false;
-        };
-        self.manifest.as_ref().is_some_and(|m| {
-            self.force
-                || m.found != Found::Current
-                || planned
-                    .iter()
-                    .zip(&self.sizes)
-                    .any(|(p, size)| p.found != Found::Current || size.is_none())
-        })
+        matches!(self.action, Action::Write(_)) && self.manifest.as_ref().is_some_and(|m| m.decision.writes())
     }
+}
+
+/// The one staleness rule: what the run does with each planned variant
+/// and with the manifest (`None` when the recipe writes none), from what
+/// their keys hold, the sizes the store gave (a manifest lists every
+/// variant's size) and whether the run is forced.
+fn decide(
+    found: &[Found],
+    sizes: &[Option<u64>],
+    manifest: Option<&Found>,
+    force: bool,
+) -> (Vec<Decision>, Option<Decision>) {
+    let variants: Vec<Decision> = found
+        .iter()
+        .zip(sizes)
+        .map(|(found, size)| match found {
+            Found::Current if force => Decision::Forced,
+            Found::Current if manifest.is_some() && size.is_none() => Decision::SizeUnknown,
+            Found::Current => Decision::Keep,
+            _ => Decision::Stale,
+        })
+        .collect();
+    let manifest = manifest.map(|found| match found {
+        _ if force => Decision::Forced,
+        Found::Current if variants.iter().any(|d| d.writes()) => Decision::VariantsChanged,
+        Found::Current => Decision::Keep,
+        _ => Decision::Stale,
+    });
+    (variants, manifest)
 }
 
 /// Options for [`plan_job`] and [`run_job`].
@@ -522,7 +574,6 @@ pub fn plan_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobO
         manifest: None,
         source: None,
         budget: options.budget.clone(),
-        force: options.force,
         adopt: Vec::new(),
         version: None,
         upright: (0, 0),
@@ -665,41 +716,74 @@ fn plan_steps(
                 source,
             })
     };
-    let mut planned = Vec::with_capacity(variants.len());
-    for variant in variants {
-        let found = next_head(&variant.key)?;
-        let by_time = found.as_ref().is_some_and(|m| m.metadata.is_none());
-        plan.sizes.push(found.as_ref().and_then(|m| m.size));
-        let fingerprint = recipe.fingerprint(variant.format);
-        let found = judge(key, &fetched.meta, found.as_ref(), fingerprint);
-        if by_time && found == Found::Current {
-            plan.adopt.push((variant.key.clone(), fingerprint));
-        }
-        if let Found::OtherSource(owner) = found {
+    // What each key holds, and which are current only by modification
+    // time (a store without their metadata).
+    let mut found = Vec::with_capacity(variants.len());
+    let mut by_time = Vec::with_capacity(variants.len());
+    for variant in &variants {
+        let head = next_head(&variant.key)?;
+        by_time.push(head.as_ref().is_some_and(|m| m.metadata.is_none()));
+        plan.sizes.push(head.as_ref().and_then(|m| m.size));
+        let judged = judge(
+            key,
+            &fetched.meta,
+            head.as_ref(),
+            recipe.fingerprint(variant.format),
+        );
+        if let Found::OtherSource(owner) = judged {
             return Err(JobError::Taken {
-                variant: variant.key,
+                variant: variant.key.clone(),
                 owner,
             });
         }
-        planned.push(Planned { variant, found });
+        found.push(judged);
     }
-    if let Some(manifest_key) = source.manifest_key() {
-        let head = next_head(manifest_key)?;
-        let found = judge_manifest(storage, recipe, key, &fetched.meta, manifest_key, head.as_ref())?;
-        if head.is_some_and(|m| m.metadata.is_none()) && found == Found::Current {
+    let manifest = match source.manifest_key() {
+        Some(manifest_key) => {
+            let head = next_head(manifest_key)?;
+            let judged = judge_manifest(storage, recipe, key, &fetched.meta, manifest_key, head.as_ref())?;
+            let by_time = head.is_some_and(|m| m.metadata.is_none());
+            Some((manifest_key, judged, by_time))
+        }
+        None => None,
+    };
+    let (decisions, manifest_decision) = decide(
+        &found,
+        &plan.sizes,
+        manifest.as_ref().map(|(_, f, _)| f),
+        options.force,
+    );
+    let mut planned = Vec::with_capacity(variants.len());
+    for (((variant, found), decision), by_time) in variants.into_iter().zip(found).zip(decisions).zip(by_time)
+    {
+        // Kept as current by time: recorded with today's metadata, which a
+        // store without it judges by next time.
+        if by_time && decision == Decision::Keep {
+            plan.adopt
+                .push((variant.key.clone(), recipe.fingerprint(variant.format)));
+        }
+        planned.push(Planned {
+            variant,
+            found,
+            decision,
+        });
+    }
+    if let (Some((manifest_key, found, by_time)), Some(decision)) = (manifest, manifest_decision) {
+        if by_time && decision == Decision::Keep {
             plan.adopt
                 .push((manifest_key.to_owned(), recipe.manifest_fingerprint()));
         }
         plan.manifest = Some(ManifestOutput {
             key: manifest_key.to_owned(),
             found,
+            decision,
             bytes: None,
         });
     }
     plan.version.clone_from(&fetched.meta.version);
     plan.upright = (probe.width, probe.height);
-    let manifest_current = plan.manifest.as_ref().is_none_or(|m| m.found == Found::Current);
-    if !options.force && manifest_current && planned.iter().all(|p| p.found == Found::Current) {
+    let manifest_writes = plan.manifest.as_ref().is_some_and(|m| m.decision.writes());
+    if !manifest_writes && planned.iter().all(|p| !p.decision.writes()) {
         return Ok(Err(Skip::UpToDate));
     }
     plan.source = Some(fetched);
@@ -773,7 +857,6 @@ pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
         manifest,
         source,
         budget,
-        force,
         adopt,
         version,
         upright,
@@ -785,10 +868,10 @@ pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
         outcome: Outcome::Failed(e),
         manifest: None,
     };
-    // Current by time, now recorded with today's metadata (what a store
-    // without metadata needs to judge them by it next time). Not for a
-    // failed plan, nor for outputs about to be rewritten.
-    if matches!(action, Action::Skip(Skip::UpToDate)) || (matches!(action, Action::Write(_)) && !force) {
+    // Kept as current by time, now recorded with today's metadata (what a
+    // store without metadata needs to judge them by it next time). Not for
+    // a failed plan.
+    if matches!(action, Action::Skip(Skip::UpToDate) | Action::Write(_)) {
         for (output, fingerprint) in &adopt {
             let fingerprint = fingerprint.to_string();
             let metadata = variant_metadata(&key, version.as_deref(), &fingerprint);
@@ -808,7 +891,6 @@ pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
                 recipe,
                 key: &key,
                 budget: &budget,
-                force,
                 manifest,
                 upright,
                 sizes,
@@ -840,7 +922,6 @@ struct Job<'a> {
     recipe: &'a Recipe,
     key: &'a str,
     budget: &'a MemoryBudget,
-    force: bool,
     manifest: Option<ManifestOutput>,
     upright: (u32, u32),
     sizes: Vec<Option<u64>>,
@@ -861,7 +942,6 @@ impl Job<'_> {
             recipe,
             key,
             budget,
-            force,
             manifest,
             upright,
             sizes,
@@ -870,21 +950,15 @@ impl Job<'_> {
             key: key.to_owned(),
             source,
         };
-        // A manifest lists every variant's size: one the store gave none
-        // for is made again, so its size is known.
-        let stale: Vec<bool> = planned
-            .iter()
-            .zip(&sizes)
-            .map(|(p, size)| force || p.found != Found::Current || (manifest.is_some() && size.is_none()))
-            .collect();
+        // As the plan decided.
+        let stale: Vec<bool> = planned.iter().map(|p| p.decision.writes()).collect();
         let mut variants: Vec<Variant> = planned
             .iter()
             .zip(&stale)
             .filter(|(_, stale)| **stale)
             .map(|(p, _)| p.variant.clone())
             .collect();
-        // A manifest's variants changed: it is rewritten with them.
-        let manifest = manifest.filter(|m| force || !variants.is_empty() || m.found != Found::Current);
+        let manifest = manifest.filter(|m| m.decision.writes());
         // The plan read the header only: now the rest.
         let source = if is_partial(&source) {
             let whole = read_whole(storage, key, recipe.limits().max_input_bytes, &source.meta).map_err(
@@ -1150,6 +1224,81 @@ mod tests {
     use super::*;
     use crate::fixtures::fixture;
     use crate::storage::MemoryStorage;
+
+    /// The one staleness rule, case by case: what two variants and the
+    /// manifest hold, the sizes the store gave, forced or not.
+    #[test]
+    fn decide_is_the_one_staleness_rule() {
+        use Decision::{Forced, Keep, SizeUnknown, Stale, VariantsChanged};
+        use Found::{Current, Missing, Older, OtherFingerprint};
+        let known = [Some(1), Some(2)];
+        #[allow(clippy::type_complexity)]
+        let check = |found: [Found; 2],
+                     sizes: [Option<u64>; 2],
+                     manifest: Option<Found>,
+                     force: bool,
+                     want: ([Decision; 2], Option<Decision>)| {
+            let (variants, m) = decide(&found, &sizes, manifest.as_ref(), force);
+            assert_eq!(
+                (variants.as_slice(), m),
+                (want.0.as_slice(), want.1),
+                "{found:?} {sizes:?} {manifest:?} {force}"
+            );
+        };
+        check([Current, Current], known, None, false, ([Keep, Keep], None));
+        check(
+            [Current, Current],
+            known,
+            Some(Current),
+            false,
+            ([Keep, Keep], Some(Keep)),
+        );
+        check([Current, Missing], known, None, false, ([Keep, Stale], None));
+        check(
+            [Current, Older],
+            known,
+            Some(Current),
+            false,
+            ([Keep, Stale], Some(VariantsChanged)),
+        );
+        check(
+            [Current, Current],
+            known,
+            Some(Missing),
+            false,
+            ([Keep, Keep], Some(Stale)),
+        );
+        check(
+            [OtherFingerprint, Current],
+            known,
+            Some(OtherFingerprint),
+            false,
+            ([Stale, Keep], Some(Stale)),
+        );
+        check(
+            [Current, Current],
+            known,
+            Some(Current),
+            true,
+            ([Forced, Forced], Some(Forced)),
+        );
+        check([Missing, Current], known, None, true, ([Stale, Forced], None));
+        // A size the store did not give matters only to a manifest.
+        check(
+            [Current, Current],
+            [Some(1), None],
+            None,
+            false,
+            ([Keep, Keep], None),
+        );
+        check(
+            [Current, Current],
+            [Some(1), None],
+            Some(Current),
+            false,
+            ([Keep, SizeUnknown], Some(VariantsChanged)),
+        );
+    }
 
     fn recipe(settings: &[(&str, &str)]) -> Recipe {
         Recipe::from_lookup(|n| {

@@ -71,9 +71,9 @@ mod values;
 
 pub use budget::{Admission, MemoryBudget, OverBudget};
 pub use job::{
-    carry_out, error_chain, judge, plan_job, plan_variants, remove_variants, run_job, Action, Found,
-    JobError, JobOptions, Outcome, Plan, Planned, Report, Skip, Variant, HEADER_BYTES, META_FINGERPRINT,
-    META_SOURCE, META_SOURCE_VERSION,
+    carry_out, error_chain, judge, plan_job, plan_variants, remove_variants, run_job, Action, Decision,
+    Found, JobError, JobOptions, Outcome, Plan, Planned, Report, Skip, Variant, HEADER_BYTES,
+    META_FINGERPRINT, META_SOURCE, META_SOURCE_VERSION,
 };
 pub use keys::{
     KeyTooLong, ManifestTemplate, NotASource, Replacement, SourceKey, Template, DEFAULT_MANIFEST_TEMPLATE,
