@@ -309,7 +309,7 @@ fn run(args: &Args) -> Result<Summary, Failure> {
                         }
                         report::planned(plan)
                     } else {
-                        let report = resize_core::carry_out(&storage, &recipe, plan);
+                        let report = resize_core::carry_out(&storage, plan);
                         if matches!(
                             report.outcome,
                             Outcome::Written(_) | Outcome::Skipped(Skip::UpToDate)

@@ -135,7 +135,7 @@ impl ImageLine {
 
 /// A plan as a dry run prints it: the variants a run would write, each
 /// with what its key holds now.
-pub fn planned(plan: Plan) -> ImageLine {
+pub fn planned(plan: Plan<'_>) -> ImageLine {
     let writes = plan.writes_manifest();
     let (status, reason, variants) = match &plan.action {
         Action::Write(planned) => {

@@ -438,9 +438,11 @@ pub enum Action {
     Fail(JobError),
 }
 
-/// The decision for one key, made before anything is written.
+/// The decision for one key, made before anything is written. It borrows
+/// the recipe that made it, which [`carry_out`] uses: a plan cannot be
+/// carried out under another recipe than the one that decided it.
 #[derive(Debug)]
-pub struct Plan {
+pub struct Plan<'r> {
     /// The source key.
     pub key: String,
     /// Bytes read from the source (0 when nothing was read).
@@ -450,6 +452,8 @@ pub struct Plan {
     /// The source's manifest, when the recipe writes one and the plan got
     /// as far as looking at it.
     pub manifest: Option<ManifestOutput>,
+    /// The recipe the plan was made with.
+    recipe: &'r Recipe,
     /// The source as read, for [`carry_out`].
     source: Option<Fetched>,
     /// Where [`carry_out`] is admitted before rendering.
@@ -466,7 +470,7 @@ pub struct Plan {
     sizes: Vec<Option<u64>>,
 }
 
-impl Plan {
+impl Plan<'_> {
     /// Whether [`carry_out`] will write the manifest: the plan writes and
     /// decided so ([`ManifestOutput::decision`]).
     pub fn writes_manifest(&self) -> bool {
@@ -560,18 +564,19 @@ pub struct Report {
 /// let plan = plan_job(&store, &recipe, "a.jpg", JobOptions::default());
 /// let Action::Write(planned) = &plan.action else { panic!("{:?}", plan.action) };
 /// assert_eq!((planned[0].variant.key.as_str(), &planned[0].found), ("a-360.jpg", &Found::Missing));
-/// carry_out(&store, &recipe, plan);
+/// carry_out(&store, plan);
 /// // Written from this version of the source: the next plan has nothing to do.
 /// let again = plan_job(&store, &recipe, "a.jpg", JobOptions::default());
 /// assert!(matches!(again.action, Action::Skip(Skip::UpToDate)));
 /// # Ok(()) }
 /// ```
-pub fn plan_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOptions) -> Plan {
+pub fn plan_job<'r>(storage: &dyn Storage, recipe: &'r Recipe, key: &str, options: JobOptions) -> Plan<'r> {
     let mut plan = Plan {
         key: key.to_owned(),
         bytes_in: 0,
         action: Action::Skip(Skip::UpToDate),
         manifest: None,
+        recipe,
         source: None,
         budget: options.budget.clone(),
         adopt: Vec::new(),
@@ -644,7 +649,7 @@ fn plan_steps(
     recipe: &Recipe,
     key: &str,
     options: JobOptions,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
 ) -> Result<Result<Vec<Planned>, Skip>, JobError> {
     let source = match recipe.source_key(key) {
         Ok(s) => s,
@@ -849,12 +854,13 @@ fn judge_manifest(
 /// as it would be among all the others. A plan that skips or fails
 /// becomes the report as it is. Never panics. Rendering uses rayon's global
 /// pool (see [`render`](crate::pixels::render)).
-pub fn carry_out(storage: &dyn Storage, recipe: &Recipe, plan: Plan) -> Report {
+pub fn carry_out(storage: &dyn Storage, plan: Plan<'_>) -> Report {
     let Plan {
         key,
         mut bytes_in,
         action,
         manifest,
+        recipe,
         source,
         budget,
         adopt,
@@ -1128,7 +1134,7 @@ fn variant_metadata<'a>(
 /// # Ok(()) }
 /// ```
 pub fn run_job(storage: &dyn Storage, recipe: &Recipe, key: &str, options: JobOptions) -> Report {
-    carry_out(storage, recipe, plan_job(storage, recipe, key, options))
+    carry_out(storage, plan_job(storage, recipe, key, options))
 }
 
 /// A source was removed: deletes the variants whose metadata names it,
@@ -1507,7 +1513,7 @@ mod tests {
         let r = recipe(&[("SIZES", "100")]);
         let plan = plan_job(&store, &r, "big.jpg", JobOptions::default());
         store.insert("big.jpg", fixture("phone-orient6.jpg"));
-        let report = carry_out(&store, &r, plan);
+        let report = carry_out(&store, plan);
         match &report.outcome {
             Outcome::Failed(e) => {
                 assert!(e.is_transient(), "{e}");
@@ -1641,7 +1647,7 @@ mod tests {
                     .collect(),
                 _ => Vec::new(),
             };
-            let got = format!("{}\n{}", describe(&carry_out(&store, &two, plan)), why.join("\n"));
+            let got = format!("{}\n{}", describe(&carry_out(&store, plan)), why.join("\n"));
             assert_eq!(got.trim_end(), expect);
         }
         check(&[], &[], "skipped: all variants are up to date");
@@ -1829,7 +1835,7 @@ mod tests {
             "{planned:?}"
         );
         assert_eq!(
-            describe(&carry_out(&store, &r, plan)),
+            describe(&carry_out(&store, plan)),
             "written 100x75 jpeg, 200x150 jpeg"
         );
     }
