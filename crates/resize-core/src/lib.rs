@@ -82,7 +82,7 @@ pub use keys::{
 pub use manifest::{manifest_owner, relative_key, srcset, url_path, Manifest, ManifestEntry};
 pub use pixels::{
     probe, probe_start, render, render_owned, render_with_placeholders, working_set, Placeholders, Probe,
-    RenderError, Rendered, Rendition, PLACEHOLDER_MAX_SIDE,
+    RenderError, Rendered, Rendition, SourceFormat, PLACEHOLDER_MAX_SIDE,
 };
 pub use recipe::{Fingerprint, Recipe, RecipeBuilder, MANIFEST_VERSION, PIPELINE_VERSION};
 pub use settings::{Setting, SettingsError, SETTINGS};

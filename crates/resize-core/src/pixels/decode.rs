@@ -17,7 +17,7 @@ use moxcms::{Layout, TransformExecutor};
 
 use super::colour::{cmyk_to_rgb, srgb_transform};
 use super::orient::swaps_axes;
-use super::{libjpeg, libjpeg_message, Channels, Probe, RenderError};
+use super::{libjpeg, libjpeg_message, Channels, Probe, RenderError, SourceFormat};
 use crate::values::Limits;
 
 /// An opened image: its header read, its pixels not yet.
@@ -105,6 +105,13 @@ fn read_header(bytes: &[u8], limits: Limits, markers: bool) -> Result<(Probe, De
         check_png_chunks(bytes)?;
     }
     let mut decoder: Box<dyn ImageDecoder> = Box::new(reader.into_decoder().map_err(|e| map_err(name, e))?);
+    // The image crate decodes only the formats its enabled features name,
+    // which are exactly these; anything else failed just above.
+    let Some(source_format) = SourceFormat::of(format) else {
+        return Err(RenderError::Unsupported(format!(
+            "{name}: not a format resize decodes"
+        )));
+    };
     let (width, height) = decoder.dimensions();
     let pixels = check_pixels(width, height, limits)?;
     // A broken EXIF block must not cost the image: it is then shown as stored,
@@ -121,7 +128,7 @@ fn read_header(bytes: &[u8], limits: Limits, markers: bool) -> Result<(Probe, De
     image_limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));
     decoder.set_limits(image_limits).map_err(|e| map_err(name, e))?;
     let probe = Probe {
-        format: name,
+        format: source_format,
         width: ow,
         height: oh,
         exif_orientation: exif_value(orientation),
@@ -175,7 +182,7 @@ pub(super) fn decode(decoder: Decoder<'_>, probe: &Probe) -> Result<Source, Rend
     let Decoder { mut header, bytes } = decoder;
     // An unreadable profile is treated as sRGB, as browsers do.
     let icc = header.icc_profile().ok().flatten();
-    let (pixels, width, height, channels) = if probe.format == "jpeg" {
+    let (pixels, width, height, channels) = if probe.format == SourceFormat::Jpeg {
         drop(header);
         let decoded = decode_jpeg(bytes)?;
         match decoded.cmyk {
@@ -194,7 +201,7 @@ pub(super) fn decode(decoder: Decoder<'_>, probe: &Probe) -> Result<Source, Rend
             }
         }
     } else {
-        let image = DynamicImage::from_decoder(header).map_err(|e| map_err(probe.format, e))?;
+        let image = DynamicImage::from_decoder(header).map_err(|e| map_err(probe.format.name(), e))?;
         let (width, height) = (image.width(), image.height());
         let channels = Channels::of(image.color());
         let pixels = match channels {
@@ -373,8 +380,8 @@ impl std::io::Read for Draining<'_> {
 /// hand out).
 pub(super) fn stream_header<'a>(decoder: Decoder<'a>, probe: &Probe) -> Result<StreamHeader, Decoder<'a>> {
     let png = match probe.format {
-        "jpeg" if jpeg_frame(decoder.bytes).is_none_or(|f| f.sampling.len() != 4) => false,
-        "png" if png_interlaced(decoder.bytes) == Some(false) => true,
+        SourceFormat::Jpeg if jpeg_frame(decoder.bytes).is_none_or(|f| f.sampling.len() != 4) => false,
+        SourceFormat::Png if png_interlaced(decoder.bytes) == Some(false) => true,
         _ => return Err(decoder),
     };
     let channels = Channels::of(decoder.header.color_type());

@@ -24,7 +24,7 @@ use image::ImageDecoder;
 use super::decode::{self, Decoder};
 use super::orient::stored;
 use super::resize::{level_for, level_size, reach_back_of, strip_rows};
-use super::{sizes, Channels, RenderError};
+use super::{sizes, Channels, RenderError, SourceFormat};
 use crate::recipe::Recipe;
 use crate::values::Format;
 
@@ -47,10 +47,10 @@ pub fn working_set(bytes: &[u8], recipe: &Recipe) -> Result<u64, RenderError> {
     let Decoder { mut header, .. } = decoder;
     let (w, h) = header.dimensions();
     let has_profile = header.icc_profile().ok().flatten().is_some();
-    let source = if probe.format == "jpeg" {
+    let source = if probe.format == SourceFormat::Jpeg {
         jpeg_source(bytes, (w, h))
     } else {
-        let png_rows = probe.format == "png" && decode::png_interlaced(bytes) == Some(false);
+        let png_rows = probe.format == SourceFormat::Png && decode::png_interlaced(bytes) == Some(false);
         other_source(&*header, probe.format, (w, h), png_rows)
     };
     let ch = source.channels.count() as u64;
@@ -210,7 +210,7 @@ fn jpeg_source(bytes: &[u8], stored: (u32, u32)) -> SourceShape {
 /// not interlaced) the png crate row by row.
 fn other_source(
     header: &dyn ImageDecoder,
-    format: &str,
+    format: SourceFormat,
     (width, height): (u32, u32),
     png_rows: bool,
 ) -> SourceShape {
@@ -235,7 +235,7 @@ fn other_source(
     }
     // image-webp decodes lossy frames through YUV planes, and lossless ones
     // through a 4-byte-per-pixel buffer.
-    let codec = if format == "webp" { px * 4 } else { 0 };
+    let codec = if format == SourceFormat::WebP { px * 4 } else { 0 };
     SourceShape {
         channels,
         decode_peak: native + converted + codec,

@@ -170,11 +170,59 @@ impl Rendition {
     }
 }
 
+/// A source's container format, as its first bytes say: the formats
+/// resize decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SourceFormat {
+    /// JPEG (libjpeg).
+    Jpeg,
+    /// PNG.
+    Png,
+    /// WebP, lossy or lossless.
+    WebP,
+    /// GIF (the first frame).
+    Gif,
+    /// TIFF.
+    Tiff,
+}
+
+impl SourceFormat {
+    /// The image crate's format, when it is one resize decodes.
+    pub(crate) fn of(format: image::ImageFormat) -> Option<SourceFormat> {
+        Some(match format {
+            image::ImageFormat::Jpeg => SourceFormat::Jpeg,
+            image::ImageFormat::Png => SourceFormat::Png,
+            image::ImageFormat::WebP => SourceFormat::WebP,
+            image::ImageFormat::Gif => SourceFormat::Gif,
+            image::ImageFormat::Tiff => SourceFormat::Tiff,
+            _ => return None,
+        })
+    }
+
+    /// Its lowercase name, as messages say it (`jpeg`, `png`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceFormat::Jpeg => "jpeg",
+            SourceFormat::Png => "png",
+            SourceFormat::WebP => "webp",
+            SourceFormat::Gif => "gif",
+            SourceFormat::Tiff => "tiff",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What the header says, read without decoding pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Probe {
-    /// The container format, lowercase (`jpeg`, `png`, …).
-    pub format: &'static str,
+    /// The container format.
+    pub format: SourceFormat,
     /// Width after EXIF orientation.
     pub width: u32,
     /// Height after EXIF orientation.
