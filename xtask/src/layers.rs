@@ -6,8 +6,9 @@
 //! lives, so it is refused too; so is `super::super`, which could reach the
 //! root from a nested file.
 //!
-//! The table below is the layering; ARCHITECTURE.md must state the same
-//! line, so the document and the check cannot drift apart.
+//! The table below is the layering; ARCHITECTURE.md and resize-core's
+//! `lib.rs` must state the same line, so the documents and the check
+//! cannot drift apart.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -65,6 +66,12 @@ pub fn run(root: &Path) -> Result<()> {
     if !architecture.contains(&line) {
         problems.push(format!(
             "ARCHITECTURE.md does not state the layers as checked: `{line}`"
+        ));
+    }
+    let lib = fs::read_to_string(src.join("lib.rs")).context("reading resize-core's lib.rs")?;
+    if !lib.contains(&format!("// {line}")) {
+        problems.push(format!(
+            "crates/resize-core/src/lib.rs does not state the layers as checked: `// {line}`"
         ));
     }
     if problems.is_empty() {

@@ -4,12 +4,15 @@
 //! writes what the plan says. [`run_job`] is both; a dry run is the plan
 //! alone. [`remove_variants`] deletes a removed source's variants.
 //!
-//! Requests per source, for a store that keeps metadata (S3): one GET of
-//! the source (its size is checked before the body is read), one HEAD per
+//! Requests per source, for a store that keeps metadata (S3): one ranged
+//! GET of the source's first [`HEADER_BYTES`] (its size is checked before
+//! the body is read; a header longer than that costs a GET of the whole),
+//! one HEAD per
 //! planned variant (every one: a variant another source made must not be
 //! overwritten, so each is looked at; sent together through
-//! [`Storage::head_many`]), then one PUT per variant when any is stale. A
-//! duplicate delivery stops after the HEADs.
+//! [`Storage::head_many`]), then, when any output is written, a GET of the
+//! whole source and one PUT per written output. A duplicate delivery
+//! stops after the HEADs.
 
 use std::any::Any;
 use std::fmt;

@@ -48,14 +48,17 @@
 //! - `webp` (default): lossy WebP output through libwebp, which is C code
 //!   built with the `cc` crate. Without it, asking for WebP is a recipe error.
 //!
-//! Decoding (JPEG, PNG, WebP, GIF, TIFF), resizing (fast_image_resize) and
-//! JPEG and PNG encoding are pure Rust.
+//! JPEG decoding and encoding go through libjpeg (libjpeg-turbo with
+//! mozjpeg's extras, C and SIMD assembly built by `mozjpeg-sys`); PNG, WebP,
+//! GIF and TIFF decoding, resizing (fast_image_resize) and PNG encoding are
+//! Rust.
 
 #![warn(missing_docs)]
 
 // Layers, lowest first (ARCHITECTURE.md; `cargo xtask ci` checks that each
-// module names only modules of lower layers): values; geometry; keys;
-// recipe; pixels, storage and budget; job; settings.
+// module names only modules of lower layers, and that this line and
+// ARCHITECTURE's state the layers it checks):
+// `values`, `fixtures` → `geometry` → `keys` → `recipe` → `pixels`, `storage`, `budget` → `manifest` → `job` → `settings`
 mod budget;
 #[cfg(test)]
 mod fixtures;

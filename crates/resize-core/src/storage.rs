@@ -74,8 +74,9 @@ pub struct Object<'a> {
 /// What a store knows of an object besides its bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
-    /// Changes whenever the content may have (S3: the ETag; files:
-    /// modification time and length). `None` when the store has none.
+    /// Changes whenever the content may have (S3: the ETag; a source file:
+    /// the MD5 of its bytes, [`content_version`]; a recorded output file:
+    /// its modification time and length). `None` when the store has none.
     pub version: Option<String>,
     /// Size in bytes, when known.
     pub size: Option<u64>,
@@ -160,7 +161,7 @@ pub struct Fetched {
 ///   its key or nothing: S3 does so by nature, a directory through a
 ///   temporary file renamed into place. A reader never sees half a file.
 /// - **Versions.** [`Meta::version`] changes whenever an object's content
-///   may have changed (S3: the ETag; files: modification time and length).
+///   may have changed (S3: the ETag; a source file: the MD5 of its bytes).
 ///   The job stamps a source's version on its variants and calls a variant
 ///   current when it names the same version.
 /// - **Metadata.** A store that keeps user metadata returns it in

@@ -1,8 +1,8 @@
 //! Bytes in, renditions out: limits, decoding, orientation, colour, SIMD
 //! resizing and encoding.
 //!
-//! The source is decoded once (a JPEG at the smallest DCT scale the outputs
-//! allow). A gray or RGB JPEG or a PNG that is not interlaced is decoded a
+//! The source is decoded once, at full size; smaller sizes come from a
+//! ladder of 2×2 means of it (`resize.rs`). A gray or RGB JPEG or a PNG that is not interlaced is decoded a
 //! few rows at a time and the sizes
 //! made from it are resized strip by strip as the rows arrive, so its
 //! decoded pixels are never whole in memory; other sources are decoded
