@@ -75,7 +75,7 @@ mod values;
 pub use budget::{Admission, MemoryBudget, OverBudget};
 pub use job::{
     carry_out, error_chain, judge, plan_job, plan_variants, remove_variants, run_job, Action, Decision,
-    Found, JobError, JobOptions, Outcome, Plan, Planned, Report, Skip, Variant, HEADER_BYTES,
+    Found, JobError, JobOptions, ManifestOutput, Outcome, Plan, Planned, Report, Skip, Variant, HEADER_BYTES,
     META_FINGERPRINT, META_SOURCE, META_SOURCE_VERSION,
 };
 pub use keys::{
