@@ -22,6 +22,43 @@ pub const SCHEMAS: [&str; 2] = ["1.0", "2.0"];
 /// The `userArguments` this function takes, for messages.
 pub const ARGUMENTS: &str = "force";
 
+/// Why a task (or every task of a job) cannot run: each fails permanently
+/// with this message as its result string.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// The invocation's schema is one this function does not read.
+    #[error("invocationSchemaVersion `{0}` is not supported (this function reads {schemas})", schemas = SCHEMAS.join(" and "))]
+    Schema(String),
+    /// The invocation's schema is missing or not a string.
+    #[error("invocationSchemaVersion is not a string")]
+    NoSchema,
+    /// The task names no bucket.
+    #[error("the task names no bucket (s3Bucket or s3BucketArn)")]
+    NoBucket,
+    /// The task names no key.
+    #[error("the task names no key (s3Key)")]
+    NoKey,
+    /// The key does not decode.
+    #[error("key `{0}` is not valid URL-encoded UTF-8")]
+    Key(String),
+    /// `s3Bucket` is not a bucket's name.
+    #[error("`{0}` is not a bucket name")]
+    BucketName(String),
+    /// `s3BucketArn` is not a bucket's ARN.
+    #[error("`{0}` is not the ARN of a bucket")]
+    BucketArn(String),
+    /// `userArguments` is not an object.
+    #[error("userArguments must be an object of strings, not {0}")]
+    ArgumentsShape(String),
+    /// `force` is not a boolean.
+    #[error("userArguments: `force` must be \"true\" or \"false\", not {0}")]
+    Force(String),
+    /// An argument this function does not take.
+    #[error("userArguments: unknown argument `{0}` (this function takes: {ARGUMENTS})")]
+    UnknownArgument(String),
+}
+
 /// The longest `resultString` sent back, in bytes. S3 documents no limit;
 /// the completion report is a CSV read by people, so a long error chain
 /// is cut there (the log has it whole).
@@ -38,7 +75,7 @@ pub struct BatchJob {
     pub job_id: Option<String>,
     /// The job's arguments, or why they are unusable (then every task
     /// fails permanently with that reason: a typo must not run a job).
-    pub arguments: Result<Arguments, String>,
+    pub arguments: Result<Arguments, BatchError>,
     /// The tasks that carry a task id, in event order.
     pub tasks: Vec<BatchTask>,
     /// Tasks without a task id: they cannot be answered, and S3 counts
@@ -59,7 +96,7 @@ pub struct BatchTask {
     /// `taskId`, echoed in its result.
     pub task_id: String,
     /// The object.
-    pub target: Result<Target, String>,
+    pub target: Result<Target, BatchError>,
 }
 
 /// An object named by a task.
@@ -117,11 +154,8 @@ pub fn parse(payload: &Value) -> BatchJob {
     let schema = text(payload.get("invocationSchemaVersion"));
     let schema_error = match schema.as_deref() {
         Some(s) if SCHEMAS.contains(&s) => None,
-        Some(s) => Some(format!(
-            "invocationSchemaVersion `{s}` is not supported (this function reads {})",
-            SCHEMAS.join(" and ")
-        )),
-        None => Some("invocationSchemaVersion is not a string".to_owned()),
+        Some(s) => Some(BatchError::Schema(s.to_owned())),
+        None => Some(BatchError::NoSchema),
     };
     let mut tasks = Vec::new();
     let mut unanswerable = 0;
@@ -153,16 +187,16 @@ pub fn parse(payload: &Value) -> BatchJob {
     }
 }
 
-fn target(task: &Value) -> Result<Target, String> {
+fn target(task: &Value) -> Result<Target, BatchError> {
     let field = |name: &str| task.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
     // Either schema's field is taken: 2.0 names the bucket, 1.0 its ARN.
     let bucket = match (field("s3Bucket"), field("s3BucketArn")) {
         (Some(name), _) => bucket_name(name)?,
         (None, Some(arn)) => bucket_of_arn(arn)?,
-        (None, None) => return Err("the task names no bucket (s3Bucket or s3BucketArn)".to_owned()),
+        (None, None) => return Err(BatchError::NoBucket),
     };
-    let encoded = field("s3Key").ok_or("the task names no key (s3Key)")?;
-    let key = decode_key(encoded).ok_or_else(|| format!("key `{encoded}` is not valid URL-encoded UTF-8"))?;
+    let encoded = field("s3Key").ok_or(BatchError::NoKey)?;
+    let key = decode_key(encoded).ok_or_else(|| BatchError::Key(encoded.to_owned()))?;
     Ok(Target {
         bucket,
         key,
@@ -170,9 +204,9 @@ fn target(task: &Value) -> Result<Target, String> {
     })
 }
 
-fn bucket_name(name: &str) -> Result<String, String> {
+fn bucket_name(name: &str) -> Result<String, BatchError> {
     if name.contains(['/', ':']) || name.chars().any(char::is_whitespace) {
-        Err(format!("`{name}` is not a bucket name"))
+        Err(BatchError::BucketName(name.to_owned()))
     } else {
         Ok(name.to_owned())
     }
@@ -180,22 +214,22 @@ fn bucket_name(name: &str) -> Result<String, String> {
 
 /// `arn:PARTITION:s3:REGION:ACCOUNT:BUCKET` (region and account may be
 /// empty, as in `arn:aws:s3:::photos`) to `BUCKET`.
-pub fn bucket_of_arn(arn: &str) -> Result<String, String> {
+pub fn bucket_of_arn(arn: &str) -> Result<String, BatchError> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     match parts.as_slice() {
         ["arn", partition, "s3", _, _, bucket] if !partition.is_empty() && !bucket.is_empty() => {
-            bucket_name(bucket).map_err(|_| format!("`{arn}` is not the ARN of a bucket"))
+            bucket_name(bucket).map_err(|_| BatchError::BucketArn(arn.to_owned()))
         }
-        _ => Err(format!("`{arn}` is not the ARN of a bucket")),
+        _ => Err(BatchError::BucketArn(arn.to_owned())),
     }
 }
 
-fn arguments(given: Option<&Value>) -> Result<Arguments, String> {
+fn arguments(given: Option<&Value>) -> Result<Arguments, BatchError> {
     let mut arguments = Arguments::default();
     let map = match given {
         None | Some(Value::Null) => return Ok(arguments),
         Some(Value::Object(map)) => map,
-        Some(other) => return Err(format!("userArguments must be an object of strings, not {other}")),
+        Some(other) => return Err(BatchError::ArgumentsShape(other.to_string())),
     };
     for (name, value) in map {
         match name.as_str() {
@@ -207,19 +241,10 @@ fn arguments(given: Option<&Value>) -> Result<Arguments, String> {
                 };
                 arguments.force = match read {
                     Some(force) => force,
-                    None => {
-                        let other = value;
-                        return Err(format!(
-                            "userArguments: `force` must be \"true\" or \"false\", not {other}"
-                        ));
-                    }
+                    None => return Err(BatchError::Force(value.to_string())),
                 }
             }
-            other => {
-                return Err(format!(
-                    "userArguments: unknown argument `{other}` (this function takes: {ARGUMENTS})"
-                ))
-            }
+            other => return Err(BatchError::UnknownArgument(other.to_owned())),
         }
     }
     Ok(arguments)
@@ -276,7 +301,7 @@ mod tests {
         assert_eq!(job.tasks.len(), 1, "{job:?}");
         match (&job.tasks[0].target, expect) {
             (got, Ok(want)) => assert_eq!(got, &Ok(want)),
-            (Err(got), Err(want)) => assert!(got.contains(want), "{got:?} does not say {want:?}"),
+            (Err(got), Err(want)) => assert!(got.to_string().contains(want), "{got:?} does not say {want:?}"),
             (got, Err(want)) => panic!("expected an error saying {want:?}, got {got:?}"),
         }
     }
@@ -358,7 +383,7 @@ mod tests {
             let got = parse(&v2(arguments, json!([]))).arguments;
             match (got, expect) {
                 (Ok(a), Ok(force)) => assert_eq!(a.force, force),
-                (Err(e), Err(want)) => assert!(e.contains(want), "{e:?} does not say {want:?}"),
+                (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{e:?} does not say {want:?}"),
                 (got, want) => panic!("{got:?}, expected {want:?}"),
             }
         }

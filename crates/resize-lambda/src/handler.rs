@@ -30,7 +30,9 @@ use crate::metrics::Metrics;
 
 /// State built once at init and shared by every invocation.
 pub struct App {
+    /// The recipe and the function's settings.
     pub config: Config,
+    /// The S3 client every bucket is reached through.
     pub client: Client,
     /// Bounds the sources fetched at once; the memory budget in the
     /// config bounds those rendered.
@@ -50,17 +52,26 @@ impl App {
 /// What happened to one task.
 #[derive(Debug)]
 pub enum TaskResult {
+    /// Variants (and perhaps the manifest) were written.
     Written {
+        /// How many variants.
         variants: usize,
+        /// Bytes read from the source.
         bytes_in: u64,
+        /// Bytes written.
         bytes_out: u64,
         /// The manifest written with them (or alone), if any.
         manifest: Option<String>,
     },
+    /// A removed source's variants were deleted: how many.
     Deleted(usize),
+    /// Nothing to do, for a normal reason: which.
     Skipped(String),
+    /// The task failed.
     Failed {
+        /// Whether retrying could succeed (storage trouble, the deadline).
         transient: bool,
+        /// The error and its causes.
         error: String,
     },
 }
@@ -177,7 +188,11 @@ async fn batch_job(
         match (&job.arguments, &task.target) {
             (Err(why), _) | (_, Err(why)) => {
                 error!(task_id = %task.task_id, error = %why, "batch task refused");
-                answers[i] = Some(TaskAnswer::new(&task.task_id, ResultCode::PermanentFailure, why));
+                answers[i] = Some(TaskAnswer::new(
+                    &task.task_id,
+                    ResultCode::PermanentFailure,
+                    &why.to_string(),
+                ));
             }
             (Ok(arguments), Ok(target)) => {
                 runnable.push(Task::Listed {

@@ -8,6 +8,8 @@
 //! Without the default `runtime` feature only [`batch`], [`config`] and [`events`] are
 //! built: pure parsing, no SDK, no async runtime (the fuzz targets use that).
 
+#![warn(missing_docs)]
+
 pub mod batch;
 pub mod config;
 pub mod events;

@@ -10,17 +10,26 @@ use crate::handler::TaskResult;
 /// Counters of one invocation.
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
+    /// Sources whose variants were written.
     pub images: u64,
+    /// Variants written.
     pub variants: u64,
+    /// Tasks skipped for a normal reason.
     pub skipped: u64,
+    /// Tasks that failed.
     pub failures: u64,
+    /// Variants deleted with their sources.
     pub deleted: u64,
+    /// Bytes read from sources.
     pub bytes_in: u64,
+    /// Bytes written.
     pub bytes_out: u64,
+    /// How long the invocation took.
     pub duration_ms: f64,
 }
 
 impl Metrics {
+    /// Counts one task's result.
     pub fn record(&mut self, result: &TaskResult) {
         match result {
             TaskResult::Written {
