@@ -8,6 +8,55 @@ use serde_json::Value;
 
 use crate::batch::{self, BatchJob};
 
+/// Why an invocation, a record or a message yielded no task. Ignored
+/// records are logged and answered, never retried.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Ignored {
+    /// S3's test notification, sent when a notification is configured.
+    #[error("s3:TestEvent")]
+    TestEvent,
+    /// A payload of no shape this function reads.
+    #[error("unknown event shape")]
+    UnknownShape,
+    /// An SQS event that does not parse.
+    #[error("malformed sqs event: {0}")]
+    MalformedSqs(String),
+    /// An SQS message whose body is not JSON.
+    #[error("message body is not JSON")]
+    BodyNotJson,
+    /// An SQS event inside an SQS message.
+    #[error("nested sqs event")]
+    SqsInSqs,
+    /// A Batch Operations invocation inside an SQS message.
+    #[error("batch operations event inside sqs")]
+    BatchInSqs,
+    /// An SNS message that is not JSON.
+    #[error("sns message is not JSON")]
+    SnsNotJson,
+    /// An SQS event inside an SNS message.
+    #[error("sqs event inside sns")]
+    SqsInSns,
+    /// A Batch Operations invocation inside an SNS message.
+    #[error("batch operations event inside sns")]
+    BatchInSns,
+    /// An S3 record without its bucket or key.
+    #[error("record without bucket or key (event `{0}`)")]
+    NoBucketOrKey(String),
+    /// A key that does not decode.
+    #[error("key `{0}` is not valid URL-encoded UTF-8")]
+    Key(String),
+    /// An S3 event other than a creation or a removal.
+    #[error("event `{0}` is not handled")]
+    NotHandled(String),
+    /// An EventBridge event without its bucket or key.
+    #[error("eventbridge `{0}` without bucket or key")]
+    EventBridgeNoBucketOrKey(String),
+    /// An EventBridge event other than a creation or a deletion.
+    #[error("eventbridge `{0}` is not handled")]
+    EventBridgeNotHandled(String),
+}
+
 /// What to do for one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Task {
@@ -48,7 +97,7 @@ pub struct SqsItem {
     /// The tasks; empty for a test event or an unknown body.
     pub tasks: Vec<Task>,
     /// Why the body yielded no tasks, if it did not.
-    pub ignored: Option<String>,
+    pub ignored: Option<Ignored>,
 }
 
 /// A parsed invocation.
@@ -60,7 +109,7 @@ pub enum Invocation {
         /// The tasks, in event order.
         tasks: Vec<Task>,
         /// Records that yielded no task, and why.
-        ignored: Vec<String>,
+        ignored: Vec<Ignored>,
     },
     /// SQS: failed messages are reported in a batch response.
     Sqs(Vec<SqsItem>),
@@ -68,7 +117,7 @@ pub enum Invocation {
     /// itself always succeeds.
     Batch(BatchJob),
     /// Nothing to do (an `s3:TestEvent`, an unknown shape).
-    Ignored(String),
+    Ignored(Ignored),
 }
 
 /// Parses an invocation payload.
@@ -94,12 +143,10 @@ pub fn parse(payload: &Value) -> Invocation {
                             Ok(inner) => match parse(&inner) {
                                 Invocation::Direct { tasks, ignored } => (tasks, ignored.first().cloned()),
                                 Invocation::Ignored(why) => (Vec::new(), Some(why)),
-                                Invocation::Sqs(_) => (Vec::new(), Some("nested sqs event".to_owned())),
-                                Invocation::Batch(_) => {
-                                    (Vec::new(), Some("batch operations event inside sqs".to_owned()))
-                                }
+                                Invocation::Sqs(_) => (Vec::new(), Some(Ignored::SqsInSqs)),
+                                Invocation::Batch(_) => (Vec::new(), Some(Ignored::BatchInSqs)),
                             },
-                            Err(_) => (Vec::new(), Some("message body is not JSON".to_owned())),
+                            Err(_) => (Vec::new(), Some(Ignored::BodyNotJson)),
                         };
                         SqsItem {
                             message_id: m.message_id.unwrap_or_default(),
@@ -109,7 +156,7 @@ pub fn parse(payload: &Value) -> Invocation {
                     })
                     .collect(),
             ),
-            Err(e) => Invocation::Ignored(format!("malformed sqs event: {e}")),
+            Err(e) => Invocation::Ignored(Ignored::MalformedSqs(e.to_string())),
         };
     }
     if let Some(records) = payload.get("Records").and_then(Value::as_array) {
@@ -123,9 +170,9 @@ pub fn parse(payload: &Value) -> Invocation {
                         ignored.extend(i);
                     }
                     Ok(Invocation::Ignored(why)) => ignored.push(why),
-                    Ok(Invocation::Sqs(_)) => ignored.push("sqs event inside sns".to_owned()),
-                    Ok(Invocation::Batch(_)) => ignored.push("batch operations event inside sns".to_owned()),
-                    Err(_) => ignored.push("sns message is not JSON".to_owned()),
+                    Ok(Invocation::Sqs(_)) => ignored.push(Ignored::SqsInSns),
+                    Ok(Invocation::Batch(_)) => ignored.push(Ignored::BatchInSns),
+                    Err(_) => ignored.push(Ignored::SnsNotJson),
                 }
                 continue;
             }
@@ -142,12 +189,12 @@ pub fn parse(payload: &Value) -> Invocation {
         if let Some(message) = payload.get("Message").and_then(Value::as_str) {
             return match serde_json::from_str::<Value>(message) {
                 Ok(inner) => parse(&inner),
-                Err(_) => Invocation::Ignored("sns message is not JSON".to_owned()),
+                Err(_) => Invocation::Ignored(Ignored::SnsNotJson),
             };
         }
     }
     if payload.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
-        return Invocation::Ignored("s3:TestEvent".to_owned());
+        return Invocation::Ignored(Ignored::TestEvent);
     }
     if payload.get("source").and_then(Value::as_str) == Some("aws.s3") {
         return match eventbridge(payload) {
@@ -158,18 +205,18 @@ pub fn parse(payload: &Value) -> Invocation {
             Err(why) => Invocation::Ignored(why),
         };
     }
-    Invocation::Ignored("unknown event shape".to_owned())
+    Invocation::Ignored(Ignored::UnknownShape)
 }
 
-fn s3_record(record: &Value) -> Result<Task, String> {
+fn s3_record(record: &Value) -> Result<Task, Ignored> {
     let name = record.get("eventName").and_then(Value::as_str).unwrap_or("");
     let bucket = record.pointer("/s3/bucket/name").and_then(Value::as_str);
     let key = record.pointer("/s3/object/key").and_then(Value::as_str);
     let (Some(bucket), Some(key)) = (bucket, key) else {
-        return Err(format!("record without bucket or key (event `{name}`)"));
+        return Err(Ignored::NoBucketOrKey(name.to_owned()));
     };
     // Notification keys are form-encoded: `+` is a space, `%XX` a UTF-8 byte.
-    let key = decode_key(key).ok_or_else(|| format!("key `{key}` is not valid URL-encoded UTF-8"))?;
+    let key = decode_key(key).ok_or_else(|| Ignored::Key(key.to_owned()))?;
     let bucket = bucket.to_owned();
     let event = name.strip_prefix("s3:").unwrap_or(name);
     if event.starts_with("ObjectCreated:") {
@@ -181,17 +228,17 @@ fn s3_record(record: &Value) -> Result<Task, String> {
     } else if event.starts_with("ObjectRemoved:") {
         Ok(Task::Removed { bucket, key })
     } else {
-        Err(format!("event `{name}` is not handled"))
+        Err(Ignored::NotHandled(name.to_owned()))
     }
 }
 
-fn eventbridge(event: &Value) -> Result<Task, String> {
+fn eventbridge(event: &Value) -> Result<Task, Ignored> {
     let kind = event.get("detail-type").and_then(Value::as_str).unwrap_or("");
     let bucket = event.pointer("/detail/bucket/name").and_then(Value::as_str);
     // EventBridge carries keys as they are, not URL-encoded.
     let key = event.pointer("/detail/object/key").and_then(Value::as_str);
     let (Some(bucket), Some(key)) = (bucket, key) else {
-        return Err(format!("eventbridge `{kind}` without bucket or key"));
+        return Err(Ignored::EventBridgeNoBucketOrKey(kind.to_owned()));
     };
     let (bucket, key) = (bucket.to_owned(), key.to_owned());
     match kind {
@@ -204,7 +251,7 @@ fn eventbridge(event: &Value) -> Result<Task, String> {
                 .map(|e| e.trim_matches('"').to_owned()),
         }),
         "Object Deleted" => Ok(Task::Removed { bucket, key }),
-        _ => Err(format!("eventbridge `{kind}` is not handled")),
+        _ => Err(Ignored::EventBridgeNotHandled(kind.to_owned())),
     }
 }
 

@@ -95,7 +95,7 @@ pub async fn handle(app: Arc<App>, payload: Value, deadline: Option<Instant>) ->
     let answer = match events::parse(&payload) {
         Invocation::Ignored(why) => {
             info!(reason = %why, "event ignored");
-            Ok(json!({ "ignored": why }))
+            Ok(json!({ "ignored": why.to_string() }))
         }
         Invocation::Direct { tasks, ignored } => {
             for why in &ignored {
