@@ -14,7 +14,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::events::decode_key;
+use crate::key::decode_key;
 
 /// The invocation schema versions this function reads.
 pub const SCHEMAS: [&str; 2] = ["1.0", "2.0"];

@@ -7,6 +7,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::Value;
 
 use crate::batch::{self, BatchJob};
+pub use crate::key::decode_key;
 
 /// Why an invocation, a record or a message yielded no task. Ignored
 /// records are logged and answered, never retried.
@@ -253,16 +254,6 @@ fn eventbridge(event: &Value) -> Result<Task, Ignored> {
         "Object Deleted" => Ok(Task::Removed { bucket, key }),
         _ => Err(Ignored::EventBridgeNotHandled(kind.to_owned())),
     }
-}
-
-/// Decodes a key the way S3 encodes it in notifications: `+` is a space,
-/// then `%XX` escapes are UTF-8 bytes. `None` when the result is not UTF-8.
-pub fn decode_key(encoded: &str) -> Option<String> {
-    let spaced = encoded.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .ok()
-        .map(|c| c.into_owned())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! the core's job.
 
 //!
-//! Without the default `runtime` feature only [`batch`], [`config`] and [`events`] are
+//! Without the default `runtime` feature only [`batch`], [`config`], [`events`] and [`key`] are
 //! built: pure parsing, no SDK, no async runtime (the fuzz targets use that).
 
 #![warn(missing_docs)]
@@ -15,5 +15,6 @@ pub mod config;
 pub mod events;
 #[cfg(feature = "runtime")]
 pub mod handler;
+pub mod key;
 #[cfg(feature = "runtime")]
 pub mod metrics;
