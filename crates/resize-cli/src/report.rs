@@ -145,8 +145,7 @@ pub fn planned(plan: Plan<'_>) -> ImageLine {
                     found: Some(p.found.to_string()),
                     writes: p.decision.writes(),
                     rewritten: match p.decision {
-                        Decision::Forced => Some("forced"),
-                        Decision::SizeUnknown => Some("size unknown"),
+                        Decision::Forced | Decision::SizeUnknown => Some(p.decision.name()),
                         _ => None,
                     },
                     ..Variant::from(p.variant.clone())

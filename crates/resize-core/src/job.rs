@@ -344,15 +344,22 @@ impl Decision {
     }
 }
 
-impl fmt::Display for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Decision {
+    /// How a report names it (`forced`, `size unknown`, …).
+    pub fn name(self) -> &'static str {
+        match self {
             Decision::Keep => "keep",
             Decision::Stale => "stale",
             Decision::Forced => "forced",
             Decision::SizeUnknown => "size unknown",
             Decision::VariantsChanged => "its variants change",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -1254,59 +1261,25 @@ mod tests {
                 "{found:?} {sizes:?} {manifest:?} {force}"
             );
         };
-        check([Current, Current], known, None, false, ([Keep, Keep], None));
-        check(
-            [Current, Current],
-            known,
-            Some(Current),
-            false,
-            ([Keep, Keep], Some(Keep)),
-        );
-        check([Current, Missing], known, None, false, ([Keep, Stale], None));
-        check(
-            [Current, Older],
-            known,
-            Some(Current),
-            false,
-            ([Keep, Stale], Some(VariantsChanged)),
-        );
-        check(
-            [Current, Current],
-            known,
-            Some(Missing),
-            false,
-            ([Keep, Keep], Some(Stale)),
-        );
-        check(
-            [OtherFingerprint, Current],
-            known,
-            Some(OtherFingerprint),
-            false,
-            ([Stale, Keep], Some(Stale)),
-        );
-        check(
-            [Current, Current],
-            known,
-            Some(Current),
-            true,
-            ([Forced, Forced], Some(Forced)),
-        );
-        check([Missing, Current], known, None, true, ([Stale, Forced], None));
-        // A size the store did not give matters only to a manifest.
-        check(
-            [Current, Current],
-            [Some(1), None],
-            None,
-            false,
-            ([Keep, Keep], None),
-        );
-        check(
-            [Current, Current],
-            [Some(1), None],
-            Some(Current),
-            false,
-            ([Keep, SizeUnknown], Some(VariantsChanged)),
-        );
+        // One case a line: what the two variants and the manifest hold,
+        // the sizes, forced, and the decisions.
+        #[rustfmt::skip]
+        let cases = [
+            ([Current, Current], known, None, false, ([Keep, Keep], None)),
+            ([Current, Current], known, Some(Current), false, ([Keep, Keep], Some(Keep))),
+            ([Current, Missing], known, None, false, ([Keep, Stale], None)),
+            ([Current, Older], known, Some(Current), false, ([Keep, Stale], Some(VariantsChanged))),
+            ([Current, Current], known, Some(Missing), false, ([Keep, Keep], Some(Stale))),
+            ([OtherFingerprint, Current], known, Some(OtherFingerprint), false, ([Stale, Keep], Some(Stale))),
+            ([Current, Current], known, Some(Current), true, ([Forced, Forced], Some(Forced))),
+            ([Missing, Current], known, None, true, ([Stale, Forced], None)),
+            // A size the store did not give matters only to a manifest.
+            ([Current, Current], [Some(1), None], None, false, ([Keep, Keep], None)),
+            ([Current, Current], [Some(1), None], Some(Current), false, ([Keep, SizeUnknown], Some(VariantsChanged))),
+        ];
+        for (found, sizes, manifest, force, want) in cases {
+            check(found, sizes, manifest, force, want);
+        }
     }
 
     fn recipe(settings: &[(&str, &str)]) -> Recipe {
