@@ -7,6 +7,8 @@
 //!   `#[cfg(test)]`) unless the line or the one above says why it cannot fail;
 //! - no `#[error("…{source}…")]`: a message never repeats its source, which
 //!   `error_chain` prints after it;
+//! - no function in a crate's `src/` (outside tests) is longer than
+//!   [`MAX_FN_LINES`] lines;
 //! - the release profile never sets `panic = "abort"` (the CLI contains panics per image);
 //! - the crates `release` leaves unoptimised (`[profile.release.package]`, for
 //!   a short first build) are exactly those `perf` optimises again, each one
@@ -33,10 +35,19 @@ pub fn run(root: &Path) -> Result<()> {
         if in_src && !text.trim_start().starts_with("//!") {
             problems.push(format!("{rel}: missing `//!` module documentation"));
         }
+        // A module's tests in their own file (`mod tests;` under `#[cfg(test)]`).
+        let test_module = rel.ends_with("/tests.rs");
+        if rel.starts_with("crates/") && rel.contains("/src/") && !test_module {
+            for (name, line, len) in long_functions(&text) {
+                problems.push(format!(
+                    "{rel}:{line}: `fn {name}` is {len} lines; split it below {MAX_FN_LINES} into steps that read as its story"
+                ));
+            }
+        }
         let mut prev = "";
         for (i, line) in text.lines().enumerate() {
             let code = line.trim_start();
-            if code.starts_with("#[cfg(test)]") {
+            if code.starts_with("#[cfg(test)]") || test_module {
                 break;
             }
             if rel.starts_with("crates/") && !code.starts_with("//") {
@@ -141,6 +152,168 @@ fn profile_lists(manifest: &str, lock: &str) -> Vec<String> {
     problems
 }
 
+/// The longest a function may be outside tests, in lines from `fn` to its
+/// closing brace: past it a function is doing several things, and the issue
+/// that split `job` into rooms set it as the bar for every crate.
+pub const MAX_FN_LINES: usize = 80;
+
+/// Functions longer than [`MAX_FN_LINES`] in `text` (before its `#[cfg(test)]`),
+/// as `(name, first line, lines)`. A small lexer blanks comments, strings and
+/// character literals so that braces inside them are not counted.
+pub fn long_functions(text: &str) -> Vec<(String, usize, usize)> {
+    let code = code_only(text);
+    let lines: Vec<&str> = code
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with("#[cfg(test)]"))
+        .collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(name) = fn_name(line) else { continue };
+        // Walk from the `fn` to its body's closing brace; a `;` before any `{`
+        // is a declaration without a body (a trait's, or an extern one).
+        let mut depth = 0usize;
+        let mut opened = false;
+        let mut end = None;
+        'walk: for (j, l) in lines.iter().enumerate().skip(i) {
+            let start = if j == i { line.find("fn ").unwrap_or(0) } else { 0 };
+            for c in l[start..].chars() {
+                match c {
+                    ';' if !opened && depth == 0 => break 'walk,
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => {
+                        depth = depth.saturating_sub(1);
+                        if opened && depth == 0 {
+                            end = Some(j);
+                            break 'walk;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(end) = end {
+            let len = end - i + 1;
+            if len > MAX_FN_LINES {
+                found.push((name, i + 1, len));
+            }
+        }
+    }
+    found
+}
+
+/// The name after a `fn` keyword on this line of code, if it has one.
+fn fn_name(line: &str) -> Option<String> {
+    let mut words = line.split(|c: char| !(c.is_alphanumeric() || c == '_'));
+    words.by_ref().find(|w| *w == "fn")?;
+    let name: String = words.find(|w| !w.is_empty())?.to_owned();
+    // `fn(u8) -> u8` is a type, not an item: the name must follow `fn ` directly.
+    line.contains(&format!("fn {name}")).then_some(name)
+}
+
+/// `text` with every comment, string and character literal replaced by spaces,
+/// keeping line breaks, so that only code's own braces remain.
+fn code_only(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r' && (next == Some('"') || next == Some('#')) && !prev_is_ident(&chars, i) {
+            // A raw string: r"…" or r#"…"#, closed by a quote and as many hashes.
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while chars.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if chars.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            j += 1;
+            while j < chars.len()
+                && !(chars[j] == '"' && (1..=hashes).all(|h| chars.get(j + h) == Some(&'#')))
+            {
+                j += 1;
+            }
+            let end = (j + 1 + hashes).min(chars.len());
+            out.extend(chars[i..end].iter().map(|&c| blank(c)));
+            i = end;
+        } else if c == '"' {
+            out.push(' ');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if let Some(&c) = chars.get(i) {
+                    out.push(blank(c));
+                }
+                i += 1;
+            }
+            out.push(' ');
+            i += 1;
+        } else if c == '\'' {
+            // A character literal ('x', '\n', '\u{7f}') closes within a few
+            // characters; a lifetime ('a) does not close at all.
+            let close = if next == Some('\\') {
+                (i + 3..chars.len().min(i + 12)).find(|&j| chars[j] == '\'')
+            } else {
+                (chars.get(i + 2) == Some(&'\'')).then_some(i + 2)
+            };
+            match close {
+                Some(end) => {
+                    out.extend(chars[i..=end].iter().map(|_| ' '));
+                    i = end + 1;
+                }
+                None => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn prev_is_ident(chars: &[char], i: usize) -> bool {
+    i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +335,41 @@ mod tests {
         );
         check(&good.replace("a = { opt-level = 0 }", "c = { opt-level = 0 }"), 3);
         check(&good.replace("a = { opt-level = 0 }", "a = { opt-level = 1 }"), 1);
+    }
+
+    #[test]
+    fn long_functions_are_counted_from_fn_to_its_brace() {
+        // A function of `n` lines whose body holds `filler`.
+        let func = |n: usize, filler: &str| {
+            let mut f = String::from("pub(crate) fn long(x: u8) -> u8 {\n");
+            for _ in 0..n - 2 {
+                f.push_str(filler);
+                f.push('\n');
+            }
+            f.push_str("}\n");
+            f
+        };
+        let check = |text: &str, want: &[usize]| {
+            let got: Vec<usize> = long_functions(text).iter().map(|(_, _, len)| *len).collect();
+            assert_eq!(got, want, "{text}");
+        };
+        check(&func(80, "    x;"), &[]);
+        check(&func(81, "    x;"), &[81]);
+        // Braces in strings, raw strings, characters and comments do not close it.
+        check(
+            &func(81, r#"    let _ = ("}", r"}", '}', '\'', b'{'); // }"#),
+            &[81],
+        );
+        check(&func(81, "    /* } */ let _: &'static str = r#\"}\"#;"), &[81]);
+        // A declaration without a body, and a function type, are not functions.
+        check(
+            &format!(
+                "trait T {{ fn t(&self); }}\n{}",
+                func(81, "    let f: fn(u8) -> u8 = g;")
+            ),
+            &[81],
+        );
+        // Test code after `#[cfg(test)]` is not checked.
+        check(&format!("#[cfg(test)]\nmod tests {{\n{}}}", func(90, "x;")), &[]);
     }
 }
