@@ -381,10 +381,10 @@ impl std::io::Read for Draining<'_> {
 /// decoder back, for [`decode`] to decode whole (and [`Rows::whole`] to
 /// hand out).
 pub(super) fn stream_header<'a>(decoder: Decoder<'a>, probe: &Probe) -> Result<StreamHeader, Decoder<'a>> {
-    let png = match probe.format {
-        SourceFormat::Jpeg if jpeg_frame(decoder.bytes).is_none_or(|f| f.sampling.len() != 4) => false,
-        SourceFormat::Png if png_interlaced(decoder.bytes) == Some(false) => true,
-        _ => return Err(decoder),
+    let png = match decoding(decoder.bytes, probe.format) {
+        Decoding::JpegRows => false,
+        Decoding::PngRows => true,
+        Decoding::Whole => return Err(decoder),
     };
     let channels = Channels::of(decoder.header.color_type());
     let mut header = decoder.header;
@@ -395,6 +395,29 @@ pub(super) fn stream_header<'a>(decoder: Decoder<'a>, probe: &Probe) -> Result<S
         channels,
         orientation: Orientation::from_exif(probe.exif_orientation).unwrap_or(Orientation::NoTransforms),
     })
+}
+
+/// How `render` decodes a source: a few rows at a time, or whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Decoding {
+    /// libjpeg, row by row ([`jpeg_rows`]).
+    JpegRows,
+    /// The png crate, row by row ([`png_rows`]).
+    PngRows,
+    /// Decoded whole ([`decode`]), then handed out as rows.
+    Whole,
+}
+
+/// The one decision of how a source of `format` is decoded, from its
+/// header: gray and RGB JPEGs and PNGs that are not interlaced stream; a
+/// CMYK JPEG, an interlaced PNG and every other format are decoded whole.
+/// The decode ([`stream_header`]) and the memory estimate both follow it.
+pub(super) fn decoding(bytes: &[u8], format: SourceFormat) -> Decoding {
+    match format {
+        SourceFormat::Jpeg if jpeg_frame(bytes).is_none_or(|f| f.sampling.len() != 4) => Decoding::JpegRows,
+        SourceFormat::Png if png_interlaced(bytes) == Some(false) => Decoding::PngRows,
+        _ => Decoding::Whole,
+    }
 }
 
 /// Whether a PNG's header declares Adam7 interlacing (`None`: no header).

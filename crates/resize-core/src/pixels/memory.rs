@@ -19,12 +19,14 @@
 //! resident memory of real renders and hold the estimate between the
 //! measured peak and 1.5 × it plus a few MB.
 
+use image::metadata::Orientation;
 use image::ImageDecoder;
 
-use super::decode::{self, Decoder};
+use super::decode::{self, Decoder, Decoding};
 use super::orient::stored;
 use super::resize::{level_for, level_size, reach_back_of, strip_rows};
 use super::{sizes, Channels, RenderError, SourceFormat};
+use crate::geometry::Size;
 use crate::recipe::Recipe;
 use crate::values::Format;
 
@@ -47,95 +49,107 @@ pub fn working_set(bytes: &[u8], recipe: &Recipe) -> Result<u64, RenderError> {
     let Decoder { mut header, .. } = decoder;
     let (w, h) = header.dimensions();
     let has_profile = header.icc_profile().ok().flatten().is_some();
+    let decoding = decode::decoding(bytes, probe.format);
     let source = if probe.format == SourceFormat::Jpeg {
-        jpeg_source(bytes, (w, h))
+        jpeg_source(bytes, (w, h), decoding == Decoding::JpegRows)
     } else {
-        let png_rows = probe.format == SourceFormat::Png && decode::png_interlaced(bytes) == Some(false);
-        other_source(&*header, probe.format, (w, h), png_rows)
+        other_source(&*header, probe.format, (w, h), decoding == Decoding::PngRows)
     };
     let ch = source.channels.count() as u64;
-    let source_bytes = u64::from(w) * u64::from(h) * ch;
+    let at_once = rayon::current_num_threads().max(1);
+    // The copies each size keeps besides its resized one: oriented, and
+    // converted to sRGB.
+    let mut copies = 1;
+    if probe.exif_orientation > 1 {
+        copies += 1;
+    }
+    if has_profile && source.channels != Channels::Gray {
+        copies += 1;
+    }
+    let finishing = finishing(&sizes, recipe.formats(), source.channels, copies, at_once);
+    let held = if source.streamed {
+        source.decode_peak
+    } else {
+        u64::from(w) * u64::from(h) * ch
+    };
+    let streaming = held + streaming((w, h), &sizes, orientation, ch, at_once);
+    let decoding = if source.streamed { 0 } else { source.decode_peak };
+    Ok(body + CODEC_SLACK + decoding.max(streaming).max(finishing))
+}
 
-    // Per size: what stays alive until the job ends (the resized, oriented
-    // and converted copies; the encoded bytes until written), and what
-    // lives only while it is encoded (the encoders' buffers), which at
-    // most one size per thread does at once.
-    let mut resized = 0u64;
+/// After the last strip: per size, what stays alive until the job ends
+/// (the resized copy and `copies` in all, the encoded bytes until
+/// written), and what lives only while it is encoded (the encoders'
+/// buffers), which at most `at_once` sizes do at once.
+fn finishing(sizes: &[Size], formats: &[Format], channels: Channels, copies: u64, at_once: usize) -> u64 {
+    let ch = channels.count() as u64;
     let mut kept = 0u64;
     let mut encoding = Vec::with_capacity(sizes.len());
-    for size in &sizes {
+    for size in sizes {
         let px = u64::from(size.width) * u64::from(size.height);
-        resized += px * ch;
-        let mut copies = 1; // resized
-        if probe.exif_orientation > 1 {
-            copies += 1;
-        }
-        if has_profile && source.channels != Channels::Gray {
-            copies += 1;
-        }
         kept += px * ch * copies;
         let mut transient = 0;
-        for &format in recipe.formats() {
-            let (encoded, buffers) = match format {
-                // Flattened RGB for an RGBA source; libjpeg's optimised
-                // Huffman coding keeps every coefficient (2 bytes each:
-                // 1.5 per pixel at 4:2:0, 1 for gray) for its second pass,
-                // and mozjpeg allocates a second, unquantised copy
-                // (`whole_image_uq`) whether or not trellis uses it.
-                Format::Jpeg => {
-                    let flat = if source.channels == Channels::Rgba {
-                        px * 3
-                    } else {
-                        0
-                    };
-                    let coefficients = if source.channels == Channels::Gray {
-                        px * 2
-                    } else {
-                        px * 3
-                    };
-                    (px * ch / 4, flat + 2 * coefficients)
-                }
-                // libwebp's YUV 4:2:0 planes, its ARGB copy and its tokens;
-                // with alpha, also the alpha plane and its lossless
-                // encoder's buffers.
-                Format::WebP if source.channels == Channels::Rgba => (px * ch / 4, px * 8),
-                Format::WebP => (px * ch / 4, px * 4),
-                // The png crate filters a row at a time; output at most raw.
-                Format::Png => (px * ch, px),
-            };
+        for &format in formats {
+            let (encoded, buffers) = encoder_bytes(format, channels, px);
             kept += encoded;
             transient += buffers;
         }
         encoding.push(transient);
     }
-    let at_once = rayon::current_num_threads().max(1);
     encoding.sort_unstable_by(|a, b| b.cmp(a));
-    let encoders: u64 = encoding.into_iter().take(at_once).sum();
+    kept + encoding.into_iter().take(at_once).sum::<u64>()
+}
 
-    // While the rows arrive (`resize::resize_all`): the whole decode of a
-    // source not streamed, or a streamed decoder's own buffers (a
-    // progressive JPEG's coefficients); each level's window of rows (the
-    // rows of a step, the next step's being decoded, and the filters'
-    // reach); every size, filled strip by strip; and fast_image_resize's
-    // intermediate rows, one strip per thread.
+/// One encoding of `px` pixels: its encoded bytes (an estimate from
+/// above) and the encoder's own buffers.
+fn encoder_bytes(format: Format, channels: Channels, px: u64) -> (u64, u64) {
+    let ch = channels.count() as u64;
+    match format {
+        // Flattened RGB for an RGBA source; libjpeg's optimised Huffman
+        // coding keeps every coefficient (2 bytes each: 1.5 per pixel at
+        // 4:2:0, 1 for gray) for its second pass, and mozjpeg allocates a
+        // second, unquantised copy (`whole_image_uq`) whether or not
+        // trellis uses it.
+        Format::Jpeg => {
+            let flat = if channels == Channels::Rgba { px * 3 } else { 0 };
+            let coefficients = if channels == Channels::Gray {
+                px * 2
+            } else {
+                px * 3
+            };
+            (px * ch / 4, flat + 2 * coefficients)
+        }
+        // libwebp's YUV 4:2:0 planes, its ARGB copy and its tokens; with
+        // alpha, also the alpha plane and its lossless encoder's buffers.
+        Format::WebP if channels == Channels::Rgba => (px * ch / 4, px * 8),
+        Format::WebP => (px * ch / 4, px * 4),
+        // The png crate filters a row at a time; output at most raw.
+        Format::Png => (px * ch, px),
+    }
+}
+
+/// While the rows arrive (`resize::resize_all`), besides the source's own
+/// buffers: each level's window of rows (the rows of a step, the next
+/// step's being decoded, and the filters' reach); every size, filled strip
+/// by strip; and fast_image_resize's intermediate rows, one strip per
+/// thread.
+fn streaming((w, h): (u32, u32), sizes: &[Size], orientation: Orientation, ch: u64, at_once: usize) -> u64 {
+    let resized: u64 = sizes
+        .iter()
+        .map(|s| u64::from(s.width) * u64::from(s.height) * ch)
+        .sum();
     let step = u64::from(strip_rows(h));
     let mut windows = 0u64;
     let mut strips = Vec::with_capacity(sizes.len());
-    let depth = sizes
-        .iter()
-        .map(|&s| level_for((w, h), stored(s, orientation)))
-        .max()
-        .unwrap_or(0);
+    let level = |s: Size| level_for((w, h), stored(s, orientation));
+    let depth = sizes.iter().map(|&s| level(s)).max().unwrap_or(0);
     for k in 0..=depth {
         let (lw, lh) = level_size((w, h), k);
         // Lanczos3 reaches 3 rows times the scale; a level is at most four
         // times its sizes' heights (`resize::level_for`), the source any.
         let mut reach = 0;
         let mut back = 2;
-        for &s in sizes
-            .iter()
-            .filter(|&&s| level_for((w, h), stored(s, orientation)) == k)
-        {
+        for &s in sizes.iter().filter(|&&s| level(s) == k) {
             let (sw, sh) = stored(s, orientation);
             let scale = (f64::from(lh) / f64::from(sh.max(1))).max(1.0);
             let r = (3.0 * scale).ceil() as u64;
@@ -156,15 +170,7 @@ pub fn working_set(bytes: &[u8], recipe: &Recipe) -> Result<u64, RenderError> {
     }
     strips.sort_unstable_by(|a, b| b.cmp(a));
     let fir: u64 = strips.into_iter().take(at_once).sum();
-    let held = if source.streamed {
-        source.decode_peak
-    } else {
-        source_bytes
-    };
-    let streaming = held + windows + resized + fir;
-    let finishing = kept + encoders;
-    let decoding = if source.streamed { 0 } else { source.decode_peak };
-    Ok(body + CODEC_SLACK + decoding.max(streaming).max(finishing))
+    windows + resized + fir
 }
 
 /// The decoded source as `render` will hold it.
@@ -177,7 +183,8 @@ struct SourceShape {
     streamed: bool,
 }
 
-fn jpeg_source(bytes: &[u8], stored: (u32, u32)) -> SourceShape {
+/// A JPEG source; `streamed` as [`decode::decoding`] decided.
+fn jpeg_source(bytes: &[u8], stored: (u32, u32), streamed: bool) -> SourceShape {
     let px = u64::from(stored.0) * u64::from(stored.1);
     let frame = decode::jpeg_frame(bytes);
     let components = frame.as_ref().map_or(3, |f| f.sampling.len());
@@ -193,8 +200,6 @@ fn jpeg_source(bytes: &[u8], stored: (u32, u32)) -> SourceShape {
         Some(f) if f.progressive => f.coefficient_bytes(stored) * 21 / 20,
         _ => 0,
     };
-    // Gray and RGB stream (`decode::jpeg_rows`); CMYK is decoded whole.
-    let streamed = components != 4;
     SourceShape {
         channels,
         decode_peak: if streamed {
@@ -206,8 +211,8 @@ fn jpeg_source(bytes: &[u8], stored: (u32, u32)) -> SourceShape {
     }
 }
 
-/// A source the image crate decodes whole, or (`png_rows`: a PNG that is
-/// not interlaced) the png crate row by row.
+/// A source the image crate decodes whole, or (`png_rows`, as
+/// [`decode::decoding`] decided) the png crate row by row.
 fn other_source(
     header: &dyn ImageDecoder,
     format: SourceFormat,

@@ -64,49 +64,114 @@ fn resize_all_with<T: Send>(
     finish: &Finish<'_, T>,
     gap_rows: Option<u32>,
 ) -> Result<Vec<T>, RenderError> {
-    let (src_w, src_h, channels) = (rows.width, rows.height, rows.channels);
-    let orientation = rows.orientation;
-    let mut copies: Vec<(usize, Vec<u8>)> = Vec::new();
-    let mut strips: Vec<(usize, usize, Strips)> = Vec::new();
-    for (i, &size) in sizes.iter().enumerate() {
-        let (w, h) = stored(size, orientation);
-        if (w, h) == (src_w, src_h) {
-            copies.push((i, vec![0; w as usize * h as usize * channels.count()]));
-        } else {
-            let k = level_for((src_w, src_h), (w, h));
-            let level_h = level_size((src_w, src_h), k).1;
-            strips.push((i, k, Strips::new((w, h), level_h, channels)));
-        }
-    }
-    let depth = strips.iter().map(|s| s.1).max().unwrap_or(0);
-    let mut levels: Vec<Level> = (0..=depth)
-        .map(|k| {
-            let (width, height) = level_size((src_w, src_h), k);
-            Level {
-                width,
-                height,
-                window: Vec::new(),
-                live: 0,
-                start: 0,
-                end: 0,
-            }
-        })
-        .collect();
+    let src_h = rows.height;
+    let mut ladder = Ladder::new(&rows, sizes, gap_rows);
     let mut rows = Some(rows);
-    let line = src_w as usize * channels.count();
-    // The source's rows arrive in a second buffer, after a gap as long as
-    // the filters can reach back (`reach_back`): once a step is done, the
-    // few older rows still needed go into the gap and the buffers swap.
-    // Appending to the window instead moved every step's rows (still to
-    // be resized) to its front once the step was done: 3% of a 15 MP
-    // photo's CPU in memmove.
-    let gap = gap_rows.unwrap_or_else(|| reach_back(&strips)) as usize * line;
-    let mut spare: Vec<u8> = Vec::new();
     loop {
         // Every row read and every level halved: this pass makes the last
         // rows of every size.
-        let done = levels.iter().all(|l| l.end == l.height);
-        let n = strip_rows(src_h).min(src_h - levels[0].end);
+        let done = ladder.levels.iter().all(|l| l.end == l.height);
+        let n = strip_rows(src_h).min(src_h - ladder.levels[0].end);
+        ladder.step(rows.as_mut().filter(|_| n > 0), n)?;
+        if done {
+            break;
+        }
+        ladder.drop_done(n, gap_rows.is_some());
+        // Every row is read: libjpeg's buffers (a progressive JPEG's
+        // coefficients) and a whole decode go now, before the last strips
+        // fill the sizes.
+        if ladder.levels[0].end == src_h {
+            if let Some(rows) = rows.take() {
+                rows.finish()?;
+            }
+        }
+    }
+    ladder.finish(sizes, finish)
+}
+
+/// The state of [`resize_all`]: the levels' windows of rows, each size
+/// being made (a copy of the source, or strips from a level), and the
+/// buffer the source's next rows arrive in.
+struct Ladder {
+    channels: Channels,
+    src_w: u32,
+    /// Bytes per source row.
+    line: usize,
+    /// Bytes of the gap before the arriving rows (see [`Ladder::new`]).
+    gap: usize,
+    /// Sizes equal to the source's: each one's index in the sizes, and its pixels.
+    copies: Vec<(usize, Vec<u8>)>,
+    /// Every other size: its index in the sizes, its level and its strips.
+    strips: Vec<(usize, usize, Strips)>,
+    levels: Vec<Level>,
+    /// Where the source's next rows arrive, after the gap.
+    spare: Vec<u8>,
+}
+
+impl Ladder {
+    fn new(rows: &Rows<'_>, sizes: &[Size], gap_rows: Option<u32>) -> Ladder {
+        let (src_w, src_h, channels) = (rows.width, rows.height, rows.channels);
+        let mut copies: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut strips: Vec<(usize, usize, Strips)> = Vec::new();
+        for (i, &size) in sizes.iter().enumerate() {
+            let (w, h) = stored(size, rows.orientation);
+            if (w, h) == (src_w, src_h) {
+                copies.push((i, vec![0; w as usize * h as usize * channels.count()]));
+            } else {
+                let k = level_for((src_w, src_h), (w, h));
+                let level_h = level_size((src_w, src_h), k).1;
+                strips.push((i, k, Strips::new((w, h), level_h, channels)));
+            }
+        }
+        let depth = strips.iter().map(|s| s.1).max().unwrap_or(0);
+        let levels: Vec<Level> = (0..=depth)
+            .map(|k| {
+                let (width, height) = level_size((src_w, src_h), k);
+                Level {
+                    width,
+                    height,
+                    window: Vec::new(),
+                    live: 0,
+                    start: 0,
+                    end: 0,
+                }
+            })
+            .collect();
+        let line = src_w as usize * channels.count();
+        // The source's rows arrive in a second buffer, after a gap as long
+        // as the filters can reach back (`reach_back`): once a step is
+        // done, the few older rows still needed go into the gap and the
+        // buffers swap. Appending to the window instead moved every step's
+        // rows (still to be resized) to its front once the step was done:
+        // 3% of a 15 MP photo's CPU in memmove.
+        let gap = gap_rows.unwrap_or_else(|| reach_back(&strips)) as usize * line;
+        Ladder {
+            channels,
+            src_w,
+            line,
+            gap,
+            copies,
+            strips,
+            levels,
+            spare: Vec::new(),
+        }
+    }
+
+    /// One step: the pool halves what the last step read down the ladder
+    /// and resizes what the windows complete, while this thread reads the
+    /// next `n` rows from `rows` (libjpeg's state is not `Send`).
+    fn step(&mut self, rows: Option<&mut Rows<'_>>, n: u32) -> Result<(), RenderError> {
+        let Ladder {
+            channels,
+            src_w,
+            line,
+            gap,
+            copies,
+            strips,
+            levels,
+            spare,
+        } = self;
+        let (channels, line, gap) = (*channels, *line, *gap);
         let (first, deeper) = levels.split_at_mut(1);
         let source = &mut first[0];
         // Exact, not doubled: the buffers' size repeats step after step,
@@ -120,9 +185,6 @@ fn resize_all_with<T: Send>(
         let at = source.end as usize * line;
         let mut resized = Ok(());
         let mut read = Ok(());
-        // In place: the decoder stays on this thread (libjpeg's state is not
-        // `Send`); the pool halves what the last step read down the ladder,
-        // then resizes what the windows complete.
         rayon::in_place_scope(|s| {
             s.spawn(|_| {
                 let mut views = vec![source_view];
@@ -137,83 +199,86 @@ fn resize_all_with<T: Send>(
                     .par_iter_mut()
                     .try_for_each(|(_, k, s)| s.advance(&views[*k]));
             });
-            if let (true, Some(rows)) = (n > 0, rows.as_mut()) {
+            if let Some(rows) = rows {
                 read = rows.read(incoming);
                 if read.is_ok() {
-                    for (_, copy) in &mut copies {
+                    for (_, copy) in copies.iter_mut() {
                         copy[at..at + incoming.len()].copy_from_slice(incoming);
                     }
                     if channels == Channels::Rgba {
-                        read = multiply_alpha(incoming, src_w, n);
+                        read = multiply_alpha(incoming, *src_w, n);
                     }
                 }
             }
         });
         resized?;
-        read?;
-        if done {
-            break;
-        }
-        // Drop the rows no size and no deeper level needs any more; the
-        // source's window takes the new step's rows.
-        for k in 0..levels.len() {
-            let next = levels.get(k + 1).map_or(u32::MAX, |l| 2 * l.end);
-            let keep = strips
+        read
+    }
+
+    /// Drops the rows no size and no deeper level needs any more; the
+    /// source's window takes the step's `n` new rows. `gap_given`: a test
+    /// set the gap, perhaps too short.
+    fn drop_done(&mut self, n: u32, gap_given: bool) {
+        for k in 0..self.levels.len() {
+            let next = self.levels.get(k + 1).map_or(u32::MAX, |l| 2 * l.end);
+            let keep = self
+                .strips
                 .iter()
                 .filter(|s| s.1 == k)
                 .map(|s| s.2.first_needed())
                 .fold(next, u32::min);
             if k == 0 {
-                let joined = levels[0].take_step(keep, n, &mut spare, gap, channels);
+                let joined = self.levels[0].take_step(keep, n, &mut self.spare, self.gap, self.channels);
                 // Tests run with debug assertions over every fixture: the
                 // gap as sized holds what the filters reach back to.
-                debug_assert!(
-                    !joined || gap_rows.is_some(),
-                    "the gap is shorter than the filters reach"
-                );
+                debug_assert!(!joined || gap_given, "the gap is shorter than the filters reach");
             } else {
-                levels[k].drop_before(keep, channels);
-            }
-        }
-        // Every row is read: libjpeg's buffers (a progressive JPEG's
-        // coefficients) and a whole decode go now, before the last strips
-        // fill the sizes.
-        if levels[0].end == src_h {
-            if let Some(rows) = rows.take() {
-                rows.finish()?;
+                self.levels[k].drop_before(keep, self.channels);
             }
         }
     }
-    drop(levels);
-    let mut made: Vec<(usize, Vec<u8>)> = copies;
-    for (i, _, strip) in strips {
-        let mut pixels = strip.pixels;
-        if channels == Channels::Rgba {
-            divide_alpha(&mut pixels, strip.width, strip.height)?;
+
+    /// Once every strip is made: each size's pixels (unpremultiplied) to
+    /// `finish`, in the order of `sizes`, in parallel.
+    fn finish<T: Send>(self, sizes: &[Size], finish: &Finish<'_, T>) -> Result<Vec<T>, RenderError> {
+        let Ladder {
+            channels,
+            copies,
+            strips,
+            levels,
+            ..
+        } = self;
+        drop(levels);
+        let mut made: Vec<(usize, Vec<u8>)> = copies;
+        for (i, _, strip) in strips {
+            let mut pixels = strip.pixels;
+            if channels == Channels::Rgba {
+                divide_alpha(&mut pixels, strip.width, strip.height)?;
+            }
+            made.push((i, pixels));
         }
-        made.push((i, pixels));
-    }
-    made.sort_by_key(|m| m.0);
-    let results: Vec<Result<T, RenderError>> = made
-        .into_par_iter()
-        .map(|(i, pixels)| finish(sizes[i], &pixels))
-        .collect();
-    // The first error of the largest size, as a user would look for it.
-    let mut out = Vec::with_capacity(results.len());
-    let mut failed = None;
-    for result in results.into_iter().rev() {
-        match result {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                failed.get_or_insert(e);
+        made.sort_by_key(|m| m.0);
+        let results: Vec<Result<T, RenderError>> = made
+            .into_par_iter()
+            .map(|(i, pixels)| finish(sizes[i], &pixels))
+            .collect();
+        // The first error of the largest size, as a user would look for it.
+        let mut out = Vec::with_capacity(results.len());
+        let mut failed = None;
+        for result in results.into_iter().rev() {
+            match result {
+                Ok(v) => out.push(v),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
             }
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        out.reverse();
+        Ok(out)
     }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    out.reverse();
-    Ok(out)
 }
 
 /// The size of level `k` of a source of `source` pixels (stored
