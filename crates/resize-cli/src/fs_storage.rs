@@ -12,27 +12,15 @@
 //! deleting are not needed by a local run and stay unsupported.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ffi::OsStr;
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::path::{Component, Path, PathBuf};
 
 use resize_core::{content_version, Fetched, Meta, Object, Storage, StorageError, VersionHasher};
 
-use crate::state::{nanos, Entry, State, LOCK_FILE, STATE_FILE};
+use crate::atomic::{self, remove_stale_temps, TEMP_PREFIX};
+use crate::state::{is_own_file, nanos, Entry, State, STATE_FILE};
 use crate::walk::SourceFile;
-
-/// Prefix of the temporary files, followed by the writing process's id and
-/// `-`; those of a process that is gone (a killed run) are removed when the
-/// next run starts, never those of a run still writing.
-const TEMP_PREFIX: &str = ".resize-tmp-";
-
-/// Whether a file name is one of the tool's own: a temporary file, the
-/// state file or its lock (the walker skips them).
-pub fn is_own_file(name: &OsStr) -> bool {
-    name.to_str()
-        .is_some_and(|n| n.starts_with(TEMP_PREFIX) || n.starts_with(STATE_FILE) || n == LOCK_FILE)
-}
 
 pub struct FsStorage {
     /// The output root; `None` for a storage that only reads sources (the
@@ -247,25 +235,7 @@ impl Storage for FsStorage {
                 source: None,
             });
         }
-        let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempfile_in(parent)
-            .map_err(|e| io_error(e, key, parent, "create a temporary file in"))?;
-        // Readable by all, as a file the user wrote would be (temporary
-        // files are created private).
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(fs::Permissions::from_mode(0o644))
-                .map_err(|e| io_error(e, key, tmp.path(), "write"))?;
-        }
-        tmp.write_all(object.bytes)
-            .and_then(|()| tmp.as_file().sync_data())
-            .map_err(|e| io_error(e, key, tmp.path(), "write"))?;
-        tmp.persist(&path)
-            .map_err(|e| io_error(e.error, key, &path, "rename a temporary file to"))?;
+        atomic::write(&path, object.bytes).map_err(|e| io_error(e.error, key, &e.path, e.what))?;
         self.record(key, &path, object.metadata)
     }
 
@@ -295,43 +265,6 @@ fn io_error(e: std::io::Error, key: &str, path: &Path, what: &str) -> StorageErr
         }
         _ => StorageError::Permanent { message, source },
     }
-}
-
-/// Deletes temporary files a killed run left under `root`: those whose
-/// writer is no longer running, never a concurrent run's.
-fn remove_stale_temps(root: &Path) {
-    let Ok(entries) = fs::read_dir(root) else { return };
-    for entry in entries.flatten() {
-        let Ok(ft) = entry.file_type() else { continue };
-        if ft.is_dir() {
-            remove_stale_temps(&entry.path());
-        } else if ft.is_file() && writer_is_gone(&entry.file_name(), &entry.metadata().ok()) {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Whether a temporary file's writer has ended: the process named in its
-/// name is not running (Linux: no `/proc/<pid>`; elsewhere the file is
-/// over a day old). Files of older releases (no process id) are stale.
-fn writer_is_gone(name: &OsStr, m: &Option<fs::Metadata>) -> bool {
-    let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
-        return false;
-    };
-    let Some(pid) = rest.split_once('-').and_then(|(p, _)| p.parse::<u32>().ok()) else {
-        return true;
-    };
-    if pid == std::process::id() {
-        return false;
-    }
-    if cfg!(target_os = "linux") {
-        return !Path::new(&format!("/proc/{pid}")).exists();
-    }
-    let age = m
-        .as_ref()
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.elapsed().ok());
-    age.is_some_and(|a| a > std::time::Duration::from_secs(24 * 3600))
 }
 
 #[cfg(test)]

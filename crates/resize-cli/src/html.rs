@@ -205,17 +205,7 @@ fn figure(o: &mut String, m: &PageManifest, base: &str, loading: &str) {
     let box_height = (u64::from(widest.width) * u64::from(m.source.height) + u64::from(m.source.width) / 2)
         / u64::from(m.source.width.max(1));
     let box_height = box_height.max(1);
-    // The placeholder goes into CSS inside an attribute, where the HTML
-    // escapes of `attr` are undone before CSS reads it: only values of the
-    // shapes the schema allows are used.
-    let placeholder = if is_colour(&m.placeholder.color) && is_png_data_url(&m.placeholder.data_url) {
-        format!(
-            " style=\"background-color: {}; background-image: url('{}')\"",
-            m.placeholder.color, m.placeholder.data_url
-        )
-    } else {
-        String::new()
-    };
+    let placeholder = placeholder_style(m);
     o.push_str("<figure>\n<picture>\n");
     for f in formats.iter().filter(|f| **f != fallback) {
         let Some(kind) = m
@@ -243,7 +233,28 @@ fn figure(o: &mut String, m: &PageManifest, base: &str, loading: &str) {
         box_height,
         attr(&m.source.key),
     );
-    o.push_str("</picture>\n<figcaption>\n");
+    o.push_str("</picture>\n");
+    caption(o, m, &url);
+    o.push_str("</figure>\n");
+}
+
+/// The placeholder as the `<img>`'s style attribute. It goes into CSS
+/// inside an attribute, where the HTML escapes of `attr` are undone before
+/// CSS reads it: only values of the shapes the schema allows are used.
+fn placeholder_style(m: &PageManifest) -> String {
+    if is_colour(&m.placeholder.color) && is_png_data_url(&m.placeholder.data_url) {
+        format!(
+            " style=\"background-color: {}; background-image: url('{}')\"",
+            m.placeholder.color, m.placeholder.data_url
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// The figure's caption: the source, its size and a table of its variants.
+fn caption(o: &mut String, m: &PageManifest, url: &dyn Fn(&str) -> String) {
+    o.push_str("<figcaption>\n");
     let _ = writeln!(
         o,
         "<strong>{}</strong> {}×{}\n<table>\n<tr><th>variant</th><th>size</th><th>bytes</th></tr>",
@@ -262,7 +273,7 @@ fn figure(o: &mut String, m: &PageManifest, base: &str, loading: &str) {
             v.bytes
         );
     }
-    o.push_str("</table>\n</figcaption>\n</figure>\n");
+    o.push_str("</table>\n</figcaption>\n");
 }
 
 /// `#rrggbb`, lower case.

@@ -49,6 +49,22 @@ pub enum LocationError {
 }
 
 impl Location {
+    /// The bucket and prefix, for an S3 location.
+    pub fn s3(&self) -> Option<&S3Url> {
+        match self {
+            Location::S3(url) => Some(url),
+            Location::Local(_) => None,
+        }
+    }
+
+    /// The path, for a local location.
+    pub fn local(&self) -> Option<&PathBuf> {
+        match self {
+            Location::Local(path) => Some(path),
+            Location::S3(_) => None,
+        }
+    }
+
     /// Parses an argument: `s3://` (any case) is S3, another `scheme://`
     /// is refused, anything else is a local path (non-UTF-8 paths too).
     pub fn parse(arg: &OsStr) -> Result<Location, LocationError> {

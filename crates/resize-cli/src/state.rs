@@ -16,18 +16,29 @@
 //!   most a second of records; those variants are then judged by time.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic;
+
 /// The state file's name in the output root.
 pub const STATE_FILE: &str = ".resize-state.json";
 /// The lock taken while the state file is rewritten.
 pub const LOCK_FILE: &str = ".resize-state.lock";
+/// Whether a file name is one of the tool's own: a temporary file, the
+/// state file or its lock (the walker skips them, and no output takes
+/// their names).
+pub fn is_own_file(name: &std::ffi::OsStr) -> bool {
+    atomic::is_temp(name)
+        || name
+            .to_str()
+            .is_some_and(|n| n.starts_with(STATE_FILE) || n == LOCK_FILE)
+}
+
 /// How often a run merges its new entries into the file.
 const MERGE_EVERY: Duration = Duration::from_secs(1);
 
@@ -152,18 +163,14 @@ impl State {
         state
             .variants
             .extend(entries.unmerged.iter().map(|(k, e)| (k.clone(), e.clone())));
-        let tmp = self.root.join(format!("{STATE_FILE}.{}.tmp", std::process::id()));
-        let written = File::create(&tmp).and_then(|mut f| {
-            serde_json::to_writer(&mut f, &state).map_err(std::io::Error::other)?;
-            f.write_all(b"\n")?;
-            f.sync_data()
-        });
-        let renamed = written.and_then(|()| fs::rename(&tmp, &path));
-        if renamed.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
+        let written = serde_json::to_vec(&state)
+            .map_err(std::io::Error::other)
+            .and_then(|mut text| {
+                text.push(b'\n');
+                atomic::write(&path, &text).map_err(|e| e.error)
+            });
         lock.unlock()?;
-        renamed?;
+        written?;
         entries.unmerged.clear();
         entries.merged = Instant::now();
         Ok(())

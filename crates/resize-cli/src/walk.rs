@@ -226,7 +226,7 @@ fn collect(
             ));
         } else if file_type.is_file() || (file_type.is_symlink() && path.is_file()) {
             // Symlinked directories are not followed: they can form cycles.
-            if !crate::fs_storage::is_own_file(&entry.file_name()) {
+            if !crate::state::is_own_file(&entry.file_name()) {
                 let recorded = roots.variant(&path);
                 found.push((rel, path, recorded, false));
             }
