@@ -133,56 +133,10 @@ pub fn parse(payload: &Value) -> Invocation {
             .and_then(Value::as_str)
             == Some("aws:sqs")
     }) {
-        return match serde_json::from_value::<SqsEvent>(payload.clone()) {
-            Ok(event) => Invocation::Sqs(
-                event
-                    .records
-                    .into_iter()
-                    .map(|m| {
-                        let body = m.body.as_deref().unwrap_or("");
-                        let (tasks, ignored) = match serde_json::from_str::<Value>(body) {
-                            Ok(inner) => match parse(&inner) {
-                                Invocation::Direct { tasks, ignored } => (tasks, ignored.first().cloned()),
-                                Invocation::Ignored(why) => (Vec::new(), Some(why)),
-                                Invocation::Sqs(_) => (Vec::new(), Some(Ignored::SqsInSqs)),
-                                Invocation::Batch(_) => (Vec::new(), Some(Ignored::BatchInSqs)),
-                            },
-                            Err(_) => (Vec::new(), Some(Ignored::BodyNotJson)),
-                        };
-                        SqsItem {
-                            message_id: m.message_id.unwrap_or_default(),
-                            tasks,
-                            ignored,
-                        }
-                    })
-                    .collect(),
-            ),
-            Err(e) => Invocation::Ignored(Ignored::MalformedSqs(e.to_string())),
-        };
+        return sqs(payload);
     }
     if let Some(records) = payload.get("Records").and_then(Value::as_array) {
-        let mut tasks = Vec::new();
-        let mut ignored = Vec::new();
-        for record in records {
-            if let Some(message) = record.pointer("/Sns/Message").and_then(Value::as_str) {
-                match serde_json::from_str::<Value>(message).map(|v| parse(&v)) {
-                    Ok(Invocation::Direct { tasks: t, ignored: i }) => {
-                        tasks.extend(t);
-                        ignored.extend(i);
-                    }
-                    Ok(Invocation::Ignored(why)) => ignored.push(why),
-                    Ok(Invocation::Sqs(_)) => ignored.push(Ignored::SqsInSns),
-                    Ok(Invocation::Batch(_)) => ignored.push(Ignored::BatchInSns),
-                    Err(_) => ignored.push(Ignored::SnsNotJson),
-                }
-                continue;
-            }
-            match s3_record(record) {
-                Ok(task) => tasks.push(task),
-                Err(why) => ignored.push(why),
-            }
-        }
-        return Invocation::Direct { tasks, ignored };
+        return records_of(records);
     }
     // SNS delivered to SQS without raw message delivery: the body is the
     // SNS envelope, and its Message is the S3 event.
@@ -207,6 +161,64 @@ pub fn parse(payload: &Value) -> Invocation {
         };
     }
     Invocation::Ignored(Ignored::UnknownShape)
+}
+
+/// An SQS batch: each message's body is parsed as an event of its own
+/// (an S3 event, or SNS's envelope of one).
+fn sqs(payload: &Value) -> Invocation {
+    match serde_json::from_value::<SqsEvent>(payload.clone()) {
+        Ok(event) => Invocation::Sqs(
+            event
+                .records
+                .into_iter()
+                .map(|m| {
+                    let body = m.body.as_deref().unwrap_or("");
+                    let (tasks, ignored) = match serde_json::from_str::<Value>(body) {
+                        Ok(inner) => match parse(&inner) {
+                            Invocation::Direct { tasks, ignored } => (tasks, ignored.first().cloned()),
+                            Invocation::Ignored(why) => (Vec::new(), Some(why)),
+                            Invocation::Sqs(_) => (Vec::new(), Some(Ignored::SqsInSqs)),
+                            Invocation::Batch(_) => (Vec::new(), Some(Ignored::BatchInSqs)),
+                        },
+                        Err(_) => (Vec::new(), Some(Ignored::BodyNotJson)),
+                    };
+                    SqsItem {
+                        message_id: m.message_id.unwrap_or_default(),
+                        tasks,
+                        ignored,
+                    }
+                })
+                .collect(),
+        ),
+        Err(e) => Invocation::Ignored(Ignored::MalformedSqs(e.to_string())),
+    }
+}
+
+/// The `Records` of an S3 event, or of an SNS notification whose messages
+/// are S3 events.
+fn records_of(records: &[Value]) -> Invocation {
+    let mut tasks = Vec::new();
+    let mut ignored = Vec::new();
+    for record in records {
+        if let Some(message) = record.pointer("/Sns/Message").and_then(Value::as_str) {
+            match serde_json::from_str::<Value>(message).map(|v| parse(&v)) {
+                Ok(Invocation::Direct { tasks: t, ignored: i }) => {
+                    tasks.extend(t);
+                    ignored.extend(i);
+                }
+                Ok(Invocation::Ignored(why)) => ignored.push(why),
+                Ok(Invocation::Sqs(_)) => ignored.push(Ignored::SqsInSns),
+                Ok(Invocation::Batch(_)) => ignored.push(Ignored::BatchInSns),
+                Err(_) => ignored.push(Ignored::SnsNotJson),
+            }
+            continue;
+        }
+        match s3_record(record) {
+            Ok(task) => tasks.push(task),
+            Err(why) => ignored.push(why),
+        }
+    }
+    Invocation::Direct { tasks, ignored }
 }
 
 fn s3_record(record: &Value) -> Result<Task, Ignored> {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
-use resize_core::{error_chain, remove_variants, run_job, JobOptions, Outcome, Report, Skip};
+use resize_core::{error_chain, remove_variants, run_job, JobOptions, Report, Skip};
 use resize_s3::{Client, S3Store, NULL_VERSION};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
@@ -27,6 +27,7 @@ use crate::batch::{self, BatchJob, ResultCode, TaskAnswer};
 use crate::config::Config;
 use crate::events::{self, Invocation, Task};
 use crate::metrics::Metrics;
+use crate::task::{self, task_key, Fate, TaskResult};
 
 /// State built once at init and shared by every invocation.
 pub struct App {
@@ -49,47 +50,26 @@ impl App {
     }
 }
 
-/// What happened to one task.
-#[derive(Debug)]
-pub enum TaskResult {
-    /// Variants (and perhaps the manifest) were written.
-    Written {
-        /// How many variants.
-        variants: usize,
-        /// Bytes read from the source.
-        bytes_in: u64,
-        /// Bytes written.
-        bytes_out: u64,
-        /// The manifest written with them (or alone), if any.
-        manifest: Option<String>,
-    },
-    /// A removed source's variants were deleted: how many.
-    Deleted(usize),
-    /// Nothing to do, for a normal reason: which.
-    Skipped(String),
-    /// The task failed.
-    Failed {
-        /// Whether retrying could succeed (storage trouble, the deadline).
-        transient: bool,
-        /// The error and its causes.
-        error: String,
-    },
-}
-
-impl TaskResult {
-    fn is_transient_failure(&self) -> bool {
-        matches!(self, TaskResult::Failed { transient: true, .. })
-    }
-}
-
 /// How long before the function's deadline unfinished work is given up
 /// on, so that the answer still reaches Lambda.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
+/// Why an invocation fails, which asks Lambda to retry it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandleError {
+    /// Records failed in a way a retry can fix: each one's key and failure.
+    #[error("{} record(s) failed transiently and will be retried: {}", .0.len(), .0.join("; "))]
+    Retry(Vec<String>),
+    /// The answer to SQS could not be encoded.
+    #[error("cannot encode the batch response: {0}")]
+    Encode(String),
+}
+
 /// Handles one invocation payload; `Err` asks Lambda to retry it. Work
 /// still running at `deadline` (the function's, less [`DEADLINE_MARGIN`])
 /// is answered as a transient failure.
-pub async fn handle(app: Arc<App>, payload: Value, deadline: Option<Instant>) -> Result<Value, String> {
+pub async fn handle(app: Arc<App>, payload: Value, deadline: Option<Instant>) -> Result<Value, HandleError> {
     let started = Instant::now();
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     let answer = match events::parse(&payload) {
@@ -105,16 +85,12 @@ pub async fn handle(app: Arc<App>, payload: Value, deadline: Option<Instant>) ->
             let transient: Vec<String> = results
                 .iter()
                 .filter(|(_, r)| r.is_transient_failure())
-                .map(|(t, r)| format!("{}: {r:?}", task_key(t)))
+                .map(|(t, r)| task::retried(t, r))
                 .collect();
             if transient.is_empty() {
-                Ok(summary(&results, ignored.len()))
+                Ok(task::summary(&results, ignored.len()))
             } else {
-                Err(format!(
-                    "{} record(s) failed transiently and will be retried: {}",
-                    transient.len(),
-                    transient.join("; ")
-                ))
+                Err(HandleError::Retry(transient))
             }
         }
         Invocation::Sqs(items) => {
@@ -148,7 +124,7 @@ pub async fn handle(app: Arc<App>, payload: Value, deadline: Option<Instant>) ->
             }
             let mut response = SqsBatchResponse::default();
             response.batch_item_failures = failures;
-            serde_json::to_value(response).map_err(|e| format!("cannot encode the batch response: {e}"))
+            serde_json::to_value(response).map_err(|e| HandleError::Encode(e.to_string()))
         }
         Invocation::Batch(job) => Ok(batch_job(&app, job, &metrics, deadline).await),
     };
@@ -209,74 +185,10 @@ async fn batch_job(
         .into_iter()
         .zip(run_all(app, runnable, metrics, deadline).await)
     {
-        answers[i] = Some(batch_answer(&job.tasks[i].task_id, &result));
+        answers[i] = Some(result.batch_answer(&job.tasks[i].task_id));
     }
     let answers: Vec<TaskAnswer> = answers.into_iter().flatten().collect();
     batch::response(&job, &answers)
-}
-
-/// How Batch Operations should count a task that ended in `result`.
-pub fn batch_answer(task_id: &str, result: &TaskResult) -> TaskAnswer {
-    let (code, text) = match result {
-        TaskResult::Written {
-            variants,
-            bytes_in,
-            bytes_out,
-            manifest,
-        } => (
-            ResultCode::Succeeded,
-            match manifest {
-                Some(m) => {
-                    format!("wrote {variants} variant(s) and manifest {m}, {bytes_out} bytes from {bytes_in}")
-                }
-                None => format!("wrote {variants} variant(s), {bytes_out} bytes from {bytes_in}"),
-            },
-        ),
-        TaskResult::Deleted(n) => (ResultCode::Succeeded, format!("deleted {n} variant(s)")),
-        // Variants, keys outside the source prefixes, non-images and
-        // sources gone since the manifest was made are all done: a job
-        // over a whole bucket must not count its own outputs as failures.
-        TaskResult::Skipped(why) => (ResultCode::Succeeded, format!("skipped: {why}")),
-        TaskResult::Failed {
-            transient: true,
-            error,
-        } => (ResultCode::TemporaryFailure, error.clone()),
-        TaskResult::Failed {
-            transient: false,
-            error,
-        } => (ResultCode::PermanentFailure, error.clone()),
-    };
-    TaskAnswer::new(task_id, code, &text)
-}
-
-fn task_key(t: &Task) -> &str {
-    match t {
-        Task::Created { key, .. } | Task::Removed { key, .. } | Task::Listed { key, .. } => key,
-    }
-}
-
-fn summary(results: &[(Task, TaskResult)], ignored: usize) -> Value {
-    let count = |f: fn(&TaskResult) -> bool| results.iter().filter(|(_, r)| f(r)).count();
-    json!({
-        "records": results.len(),
-        "written": count(|r| matches!(r, TaskResult::Written { .. })),
-        "deleted": results
-            .iter()
-            .map(|(_, r)| match r {
-                TaskResult::Deleted(n) => *n,
-                _ => 0,
-            })
-            .sum::<usize>(),
-        "skipped": count(|r| matches!(r, TaskResult::Skipped(_))),
-        "failed": results
-            .iter()
-            .filter_map(|(t, r)| match r {
-                TaskResult::Failed { error, .. } => Some(json!({ "key": task_key(t), "error": error })),
-                _ => None,
-            })
-            .collect::<Vec<_>>(),
-        "ignored": ignored,
-    })
 }
 
 /// Runs every task concurrently (bounded by the permits), keeping order.
@@ -345,10 +257,7 @@ async fn run_all(
         .into_iter()
         .zip(results)
         .map(|(t, r)| {
-            let r = r.unwrap_or_else(|| TaskResult::Failed {
-                transient: true,
-                error: unfinished.to_owned(),
-            });
+            let r = r.unwrap_or_else(|| TaskResult::failed(true, unfinished.to_owned()));
             (t, r)
         })
         .collect()
@@ -367,32 +276,32 @@ async fn run_task(app: &Arc<App>, task: &Task) -> TaskResult {
         Task::Removed { bucket, key } => removed(app, bucket, key).await,
     };
     let ms = started.elapsed().as_millis() as u64;
-    match &result {
-        TaskResult::Written {
+    let key = task_key(task);
+    match result.fate() {
+        Fate::Written {
             variants,
             bytes_in,
             bytes_out,
-            manifest,
-        } => match manifest {
-            Some(m) => {
-                info!(key = %task_key(task), variants, manifest = %m, bytes_in, bytes_out, ms, "variants and manifest written")
-            }
-            None => info!(key = %task_key(task), variants, bytes_in, bytes_out, ms, "variants written"),
-        },
-        TaskResult::Deleted(n) => info!(key = %task_key(task), deleted = n, ms, "variants deleted"),
-        TaskResult::Skipped(why) => info!(key = %task_key(task), reason = %why, ms, "skipped"),
-        TaskResult::Failed {
+            manifest: Some(m),
+        } => {
+            info!(key = %key, variants, manifest = %m, bytes_in, bytes_out, ms, "variants and manifest written")
+        }
+        Fate::Written {
+            variants,
+            bytes_in,
+            bytes_out,
+            manifest: None,
+        } => info!(key = %key, variants, bytes_in, bytes_out, ms, "variants written"),
+        Fate::Deleted(n) => info!(key = %key, deleted = n, ms, "variants deleted"),
+        Fate::Skipped(why) => info!(key = %key, reason = %why, ms, "skipped"),
+        Fate::Failed {
             transient: true,
             error,
-        } => {
-            warn!(key = %task_key(task), error = %error, ms, "failed, will be retried")
-        }
-        TaskResult::Failed {
+        } => warn!(key = %key, error = %error, ms, "failed, will be retried"),
+        Fate::Failed {
             transient: false,
             error,
-        } => {
-            error!(key = %task_key(task), error = %error, ms, "failed permanently, not retried")
-        }
+        } => error!(key = %key, error = %error, ms, "failed permanently, not retried"),
     }
     result
 }
@@ -414,14 +323,14 @@ async fn created(
     force: bool,
 ) -> TaskResult {
     let Ok(_permit) = app.permits.acquire().await else {
-        return failed(true, "shutting down".to_owned());
+        return TaskResult::failed(true, "shutting down".to_owned());
     };
     let mut store = app.store(bucket);
     // Only a source's version matters: the core skips other keys unread.
     let named = version_id.filter(|v| *v != NULL_VERSION && app.config.recipe.source_key(key).is_ok());
     if let Some(wanted) = named {
         match store.current_version(key).await {
-            Err(e) => return failed(e.is_transient(), error_chain(&e)),
+            Err(e) => return TaskResult::failed(e.is_transient(), error_chain(&e)),
             Ok(None) => return TaskResult::Skipped(Skip::Gone.to_string()),
             Ok(Some(current)) if current != wanted => {
                 return TaskResult::Skipped(format!(
@@ -466,39 +375,16 @@ async fn blocking(key: &str, job: impl FnOnce(&str) -> Report + Send + 'static) 
     })
     .await;
     match joined {
-        Ok(report) => task_result(report),
+        Ok(report) => TaskResult::Job(report),
         // The core contains panics; a join error means the runtime is
         // shutting down, and the record is worth another try.
-        Err(e) => failed(true, format!("`{key}` did not finish: {e}")),
+        Err(e) => TaskResult::failed(true, format!("`{key}` did not finish: {e}")),
     }
-}
-
-fn task_result(report: Report) -> TaskResult {
-    match report.outcome {
-        Outcome::Written(vs) => {
-            let manifest_bytes = report.manifest.as_ref().and_then(|m| m.bytes);
-            TaskResult::Written {
-                variants: vs.len(),
-                bytes_in: report.bytes_in,
-                bytes_out: vs.iter().filter_map(|v| v.bytes).chain(manifest_bytes).sum(),
-                manifest: report.manifest.map(|m| m.key),
-            }
-        }
-        Outcome::Deleted(keys) => TaskResult::Deleted(keys.len()),
-        Outcome::Skipped(skip) => TaskResult::Skipped(skip.to_string()),
-        Outcome::Failed(e) => failed(e.is_transient(), error_chain(&e)),
-        #[allow(unreachable_patterns)]
-        other => failed(false, format!("{other:?}")),
-    }
-}
-
-fn failed(transient: bool, error: String) -> TaskResult {
-    TaskResult::Failed { transient, error }
 }
 
 #[cfg(test)]
 mod tests {
-    use resize_core::{JobError, MemoryStorage, Recipe, StorageError};
+    use resize_core::{JobError, MemoryStorage, Outcome, Recipe, StorageError};
     use resize_testkit::fixture;
 
     use super::*;
@@ -507,7 +393,7 @@ mod tests {
     /// Batch Operations answer: its code, and text containing `says`.
     #[track_caller]
     fn check(result: TaskResult, code: ResultCode, says: &str) {
-        let answer = batch_answer("task-1", &result);
+        let answer = result.batch_answer("task-1");
         assert_eq!(answer.task_id, "task-1");
         assert_eq!(answer.code, code, "{result:?} → {answer:?}");
         assert!(
@@ -549,7 +435,7 @@ mod tests {
                 force,
                 ..JobOptions::default()
             };
-            task_result(run_job(&store, &recipe, key, options))
+            TaskResult::Job(run_job(&store, &recipe, key, options))
         };
         use ResultCode::*;
         check(run("original/a b+c.jpg", false), Succeeded, "wrote 2 variant(s)");
@@ -594,7 +480,7 @@ mod tests {
                     source: None,
                 }
             };
-            task_result(Report {
+            TaskResult::Job(Report {
                 key: "k".to_owned(),
                 bytes_in: 0,
                 outcome: Outcome::Failed(JobError::Get {
@@ -615,7 +501,7 @@ mod tests {
             message: "boom".to_owned(),
         });
         check(
-            task_result(Report {
+            TaskResult::Job(Report {
                 key: "k".to_owned(),
                 bytes_in: 0,
                 outcome: panicked,
@@ -626,13 +512,19 @@ mod tests {
         );
         // What the handler itself adds: time running out, a removal.
         check(
-            failed(
+            TaskResult::failed(
                 true,
                 "the function's time ran out before this task finished".to_owned(),
             ),
             TemporaryFailure,
             "time ran out",
         );
-        check(TaskResult::Deleted(3), Succeeded, "deleted 3");
+        let deleted = Report {
+            key: "k".to_owned(),
+            bytes_in: 0,
+            outcome: Outcome::Deleted(vec!["a".to_owned(), "b".to_owned(), "c".to_owned()]),
+            manifest: None,
+        };
+        check(TaskResult::Job(deleted), Succeeded, "deleted 3");
     }
 }

@@ -5,8 +5,9 @@
 //! the core's job.
 
 //!
-//! Without the default `runtime` feature only [`batch`], [`config`], [`events`] and [`key`] are
-//! built: pure parsing, no SDK, no async runtime (the fuzz targets use that).
+//! Without the default `runtime` feature only [`batch`], [`config`], [`events`], [`key`],
+//! [`metrics`] and [`task`] are built: pure parsing and results, no SDK, no async runtime
+//! (the fuzz targets use that).
 
 #![warn(missing_docs)]
 
@@ -16,5 +17,5 @@ pub mod events;
 #[cfg(feature = "runtime")]
 pub mod handler;
 pub mod key;
-#[cfg(feature = "runtime")]
 pub mod metrics;
+pub mod task;

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use crate::handler::TaskResult;
+use crate::task::{Fate, TaskResult};
 
 /// Counters of one invocation.
 #[derive(Clone, Debug, Default)]
@@ -31,21 +31,21 @@ pub struct Metrics {
 impl Metrics {
     /// Counts one task's result.
     pub fn record(&mut self, result: &TaskResult) {
-        match result {
-            TaskResult::Written {
+        match result.fate() {
+            Fate::Written {
                 variants,
                 bytes_in,
                 bytes_out,
                 ..
             } => {
                 self.images += 1;
-                self.variants += *variants as u64;
+                self.variants += variants as u64;
                 self.bytes_in += bytes_in;
                 self.bytes_out += bytes_out;
             }
-            TaskResult::Deleted(n) => self.deleted += *n as u64,
-            TaskResult::Skipped(_) => self.skipped += 1,
-            TaskResult::Failed { .. } => self.failures += 1,
+            Fate::Deleted(n) => self.deleted += n as u64,
+            Fate::Skipped(_) => self.skipped += 1,
+            Fate::Failed { .. } => self.failures += 1,
         }
     }
 

@@ -56,28 +56,7 @@ pub fn large_photo(kind: Kind, width: u32, height: u32) -> Vec<u8> {
     }
     match kind {
         Kind::Jpeg | Kind::ProgressiveJpeg | Kind::GrayJpeg | Kind::CmykJpeg => {
-            let space = match kind {
-                Kind::GrayJpeg => mozjpeg::ColorSpace::JCS_GRAYSCALE,
-                Kind::CmykJpeg => mozjpeg::ColorSpace::JCS_CMYK,
-                _ => mozjpeg::ColorSpace::JCS_RGB,
-            };
-            let mut c = mozjpeg::Compress::new(space);
-            c.set_fastest_defaults();
-            c.set_size(width as usize, height as usize);
-            c.set_quality(85.0);
-            if kind != Kind::GrayJpeg {
-                c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
-            }
-            if kind == Kind::ProgressiveJpeg {
-                c.set_progressive_mode();
-            }
-            let mut started = c
-                .start_compress(Vec::new())
-                .unwrap_or_else(|e| panic!("libjpeg: {e}"));
-            started
-                .write_scanlines(&pixels)
-                .unwrap_or_else(|e| panic!("libjpeg: {e}"));
-            started.finish().unwrap_or_else(|e| panic!("libjpeg: {e}"))
+            jpeg(kind, &pixels, width, height)
         }
         Kind::WebPLossless => {
             let mut out = Vec::new();
@@ -112,4 +91,30 @@ pub fn large_photo(kind: Kind, width: u32, height: u32) -> Vec<u8> {
             out
         }
     }
+}
+
+/// `pixels` (RGB, gray or CMYK as `kind` says) as a JPEG of that kind.
+fn jpeg(kind: Kind, pixels: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let space = match kind {
+        Kind::GrayJpeg => mozjpeg::ColorSpace::JCS_GRAYSCALE,
+        Kind::CmykJpeg => mozjpeg::ColorSpace::JCS_CMYK,
+        _ => mozjpeg::ColorSpace::JCS_RGB,
+    };
+    let mut c = mozjpeg::Compress::new(space);
+    c.set_fastest_defaults();
+    c.set_size(width as usize, height as usize);
+    c.set_quality(85.0);
+    if kind != Kind::GrayJpeg {
+        c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
+    }
+    if kind == Kind::ProgressiveJpeg {
+        c.set_progressive_mode();
+    }
+    let mut started = c
+        .start_compress(Vec::new())
+        .unwrap_or_else(|e| panic!("libjpeg: {e}"));
+    started
+        .write_scanlines(pixels)
+        .unwrap_or_else(|e| panic!("libjpeg: {e}"));
+    started.finish().unwrap_or_else(|e| panic!("libjpeg: {e}"))
 }
