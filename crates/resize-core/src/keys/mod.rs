@@ -22,6 +22,7 @@ pub use template::{ManifestTemplate, Template, DEFAULT_MANIFEST_TEMPLATE, DEFAUL
 use crate::values::{Format, RecipeError, Upscale, Widths};
 use guard::Shape;
 use replacement::{is_prefix, refuse_loops};
+use template::Values;
 
 /// Longest key S3 accepts, in bytes; longer source or output keys are refused.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -100,6 +101,17 @@ impl SourceKey {
         &self.stem
     }
 
+    /// What this source's outputs are named from: the directory they go
+    /// to and the stem (a template has no other placeholder from the
+    /// source). Two sources with one slot (`a.jpg`, `a.png`) would write
+    /// the same keys: the one collision rule. The CLI orders a run's
+    /// sources by it, so the first takes the outputs and the others fail;
+    /// the job enforces it at the store, where a variant's metadata names
+    /// its source (`JobError::Taken`).
+    pub fn slot(&self) -> (&str, &str) {
+        (&self.out_dir, &self.stem)
+    }
+
     /// The key of one output. Always a safe relative key (no empty, `.` or
     /// `..` segments, not absolute, never the source itself); `Err` only
     /// when it would be longer than [`MAX_KEY_BYTES`].
@@ -150,8 +162,13 @@ impl SourceKey {
     }
 
     fn render(&self, width: u32, height: u32, format: Format) -> String {
-        self.template
-            .render(&self.out_dir, &self.stem, width, height, format.extension())
+        self.template.render(&Values {
+            dir: &self.out_dir,
+            stem: &self.stem,
+            width,
+            height,
+            ext: format.extension(),
+        })
     }
 }
 
