@@ -41,6 +41,41 @@ impl std::fmt::Display for Fingerprint {
     }
 }
 
+/// One thing a variant's bytes depend on besides its source and size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Input {
+    /// [`PIPELINE_VERSION`].
+    Pipeline,
+    /// The format itself.
+    Format,
+    /// The format's quality setting.
+    Quality,
+    /// The colour behind transparency, for a format without alpha.
+    Background,
+}
+
+/// What a `format` variant's [`Fingerprint`] covers, in the order its text
+/// lists them: the one list of what makes a variant stale. A new input (a
+/// metadata policy, a focal point) is one [`Input`], its line in
+/// `Recipe::fingerprint_line` and its entry here, and the test
+/// `fingerprints_cover_what_they_declare` says which formats it changes.
+fn covers(format: Format) -> &'static [Input] {
+    match format {
+        Format::Jpeg => &[Input::Pipeline, Input::Format, Input::Quality, Input::Background],
+        Format::WebP => &[Input::Pipeline, Input::Format, Input::Quality],
+        Format::Png => &[Input::Pipeline, Input::Format],
+    }
+}
+
+/// The first 8 bytes of the MD5 of `text`.
+fn digest(text: &str) -> Fingerprint {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(text.as_bytes());
+    let mut first = [0; 8];
+    first.copy_from_slice(&digest[..8]);
+    Fingerprint(first)
+}
+
 /// The default widths, those of the 2019 deployment.
 const DEFAULT_WIDTHS: [u32; 4] = [360, 720, 1200, 2200];
 
@@ -142,19 +177,29 @@ impl Recipe {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn fingerprint(&self, format: Format) -> Fingerprint {
-        use md5::{Digest, Md5};
-        let mut text = format!("resize pipeline {PIPELINE_VERSION}\n{}\n", format.name());
-        if let Some(q) = self.quality(format) {
-            text += &format!("quality {}\n", q.get());
+        let text: String = covers(format)
+            .iter()
+            .map(|&input| self.fingerprint_line(input, format))
+            .collect();
+        digest(&text)
+    }
+
+    /// The line `input` adds to the text a `format` fingerprint hashes.
+    /// An input whose value adds nothing (a default that earlier releases
+    /// did not record) may return an empty line: fingerprints made before
+    /// it existed stay current.
+    fn fingerprint_line(&self, input: Input, format: Format) -> String {
+        match input {
+            Input::Pipeline => format!("resize pipeline {PIPELINE_VERSION}\n"),
+            Input::Format => format!("{}\n", format.name()),
+            Input::Quality => self
+                .quality(format)
+                .map_or_else(String::new, |q| format!("quality {}\n", q.get())),
+            Input::Background => {
+                let [r, g, b] = self.background.0;
+                format!("background {r:02x}{g:02x}{b:02x}\n")
+            }
         }
-        if format == Format::Jpeg {
-            let [r, g, b] = self.background.0;
-            text += &format!("background {r:02x}{g:02x}{b:02x}\n");
-        }
-        let digest = Md5::digest(text.as_bytes());
-        let mut first = [0; 8];
-        first.copy_from_slice(&digest[..8]);
-        Fingerprint(first)
     }
 
     /// The manifest key template, when the recipe writes manifests.
@@ -168,7 +213,6 @@ impl Recipe {
     /// policy, the key rules, and each format's [`Recipe::fingerprint`] in
     /// recipe order. A manifest whose fingerprint differs is rewritten.
     pub fn manifest_fingerprint(&self) -> Fingerprint {
-        use md5::{Digest, Md5};
         let mut text = format!("resize manifest {}\n", MANIFEST_VERSION);
         let widths: Vec<String> = self
             .widths
@@ -187,10 +231,7 @@ impl Recipe {
         for &f in &self.formats {
             text += &format!("{} {}\n", f.name(), self.fingerprint(f));
         }
-        let digest = Md5::digest(text.as_bytes());
-        let mut first = [0; 8];
-        first.copy_from_slice(&digest[..8]);
-        Fingerprint(first)
+        digest(&text)
     }
 
     /// Whether `key` could be one of this recipe's outputs (for some source).
@@ -380,6 +421,52 @@ impl RecipeBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each input a fingerprint declares changes exactly the fingerprints
+    /// of the formats that declare it: changed one at a time, from the
+    /// defaults. A new input adds its case here.
+    #[test]
+    fn fingerprints_cover_what_they_declare() {
+        let default = Recipe::builder().build().unwrap();
+        let quality = Quality::new(42).unwrap();
+        let changed = |input: Input| -> Recipe {
+            let b = Recipe::builder();
+            match input {
+                // The version is a constant: its line is checked by text.
+                Input::Pipeline | Input::Format => b,
+                Input::Quality => b.jpeg_quality(quality).webp_quality(quality),
+                Input::Background => b.background(Rgb([1, 2, 3])),
+            }
+            .build()
+            .unwrap()
+        };
+        for input in [Input::Quality, Input::Background] {
+            let other = changed(input);
+            for format in Format::ALL {
+                assert_eq!(
+                    other.fingerprint(format) != default.fingerprint(format),
+                    covers(format).contains(&input),
+                    "{input:?} for {format:?}"
+                );
+            }
+        }
+        for format in Format::ALL {
+            let text: String = covers(format)
+                .iter()
+                .map(|&i| default.fingerprint_line(i, format))
+                .collect();
+            assert!(
+                text.starts_with(&format!(
+                    "resize pipeline {PIPELINE_VERSION}\n{}\n",
+                    format.name()
+                )),
+                "{text}"
+            );
+            assert!(covers(format)
+                .iter()
+                .all(|&i| !default.fingerprint_line(i, format).is_empty()));
+        }
+    }
 
     /// One line per builder: the recipe it builds, or its error. Builder
     /// errors name the recipe's fields, never a setting.
