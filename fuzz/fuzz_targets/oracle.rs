@@ -2,7 +2,7 @@
 //! from the core it checks: a relative key of 1..=1024 bytes without NUL or
 //! empty, `.` or `..` segments.
 
-use resize_core::MAX_KEY_BYTES;
+use resize_core::adapter::MAX_KEY_BYTES;
 
 pub fn is_safe(key: &str) -> bool {
     !key.is_empty()

@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     // what the whole file says, or the whole file must fail.
     let limits = recipe().limits();
     for cut in [data.len() / 2, data.len().min(64 * 1024), data.len()] {
-        if let Ok(Some(start)) = resize_core::probe_start(&data[..cut], data.len() as u64, limits) {
+        if let Ok(Some(start)) = resize_core::adapter::probe_start(&data[..cut], data.len() as u64, limits) {
             if let Ok(whole) = resize_core::probe(data, limits) {
                 assert_eq!(start, whole, "the first {cut} bytes disagree with the whole file");
             }

@@ -262,7 +262,7 @@ mod tests {
             argv.push(format!("{flag}=value of {name}"));
         }
         let args = Args::try_parse_from(argv).expect("every flag parses");
-        for setting in resize_core::SETTINGS {
+        for setting in resize_core::adapter::SETTINGS {
             assert_eq!(
                 args.setting(setting.name),
                 Some(format!("value of {}", setting.name)),
@@ -270,7 +270,7 @@ mod tests {
                 setting.name
             );
         }
-        assert_eq!(flags.len(), resize_core::SETTINGS.len());
+        assert_eq!(flags.len(), resize_core::adapter::SETTINGS.len());
     }
 
     #[test]

@@ -121,11 +121,11 @@ pub fn refuse_loops(recipe: &Recipe, inputs: &[&S3Url], out: Option<&S3Url>) -> 
 }
 
 /// A boolean environment variable, read as every boolean setting is
-/// (`resize_core::parse_bool`); unset or empty is false.
+/// (`resize_core::adapter::parse_bool`); unset or empty is false.
 fn flag(name: &str) -> anyhow::Result<bool> {
     match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
         None => Ok(false),
-        Some(v) => match resize_core::parse_bool(&v) {
+        Some(v) => match resize_core::adapter::parse_bool(&v) {
             Some(b) => Ok(b),
             None => bail!("invalid {name} value `{}`: expected true or false", v.trim()),
         },

@@ -16,7 +16,8 @@ use std::fs;
 use std::io::{ErrorKind, Read};
 use std::path::{Component, Path, PathBuf};
 
-use resize_core::{content_version, Fetched, Meta, Object, Storage, StorageError, VersionHasher};
+use resize_core::adapter::{content_version, VersionHasher};
+use resize_core::{Fetched, Meta, Object, Storage, StorageError};
 
 use crate::atomic::{self, remove_stale_temps, TEMP_PREFIX};
 use crate::state::{is_own_file, nanos, Entry, State, STATE_FILE};

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context};
-use resize_core::url_path;
+use resize_core::adapter::url_path;
 use serde::Deserialize;
 
 /// The part of a manifest the page uses (the schema is

@@ -160,7 +160,7 @@ fn run(args: &Args) -> Result<Summary, Failure> {
             (None, Location::S3(url)) => format!(
                 "https://{}.s3.amazonaws.com/{}",
                 url.bucket,
-                resize_core::url_path(&url.prefix)
+                resize_core::adapter::url_path(&url.prefix)
             ),
             // Found once the page's folder exists (`write_page`).
             (None, Location::Local(_)) => String::new(),
@@ -273,7 +273,7 @@ fn write_page(
             Err(StorageError::NotFound(_)) => continue,
             Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read manifest `{key}`"))),
         };
-        if resize_core::manifest_owner(&document).as_deref() != Some(line.key.as_str()) {
+        if resize_core::adapter::manifest_owner(&document).as_deref() != Some(line.key.as_str()) {
             continue;
         }
         match serde_json::from_slice::<html::PageManifest>(&document) {

@@ -237,7 +237,7 @@ fn collect(
 
 fn has_image_extension(rel: &Path) -> bool {
     rel.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        resize_core::SOURCE_EXTENSIONS
+        resize_core::adapter::SOURCE_EXTENSIONS
             .iter()
             .any(|s| s.eq_ignore_ascii_case(e))
     })

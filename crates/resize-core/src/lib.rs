@@ -41,8 +41,11 @@
 //! dry run by itself), [`carry_out`] renders and writes; variants of a
 //! removed source go with [`remove_variants`].
 //!
-//! Everything is exported here, at the root; the pipeline's stages one at
-//! a time are in [`stages`].
+//! The root holds what an embedder uses: the entry points, the recipe, the
+//! [`Storage`] seam, what a job reports and the errors. What only the
+//! adapters need (metadata names, the settings table, URL helpers,
+//! defaults) is in [`adapter`]; the pipeline's stages one at a time are in
+//! [`stages`].
 //!
 //! # Features
 //! - `webp` (default): lossy WebP output through libwebp, which is C code
@@ -74,28 +77,40 @@ mod values;
 
 pub use budget::{Admission, MemoryBudget, OverBudget};
 pub use job::{
-    carry_out, error_chain, judge, plan_job, plan_variants, remove_variants, run_job, Action, Decision,
-    Found, JobError, JobOptions, ManifestOutput, Outcome, Plan, Planned, Report, Skip, Variant, HEADER_BYTES,
-    META_FINGERPRINT, META_SOURCE, META_SOURCE_VERSION,
+    carry_out, error_chain, plan_job, remove_variants, run_job, Action, Decision, Found, JobError,
+    JobOptions, ManifestOutput, Outcome, Plan, Planned, Report, Skip, Variant,
 };
-pub use keys::{
-    KeyTooLong, ManifestTemplate, NotASource, Replacement, SourceKey, Template, DEFAULT_MANIFEST_TEMPLATE,
-    DEFAULT_TEMPLATE, MAX_KEY_BYTES, SOURCE_EXTENSIONS,
-};
-pub use manifest::{manifest_owner, relative_key, srcset, url_path, Manifest, ManifestEntry};
+pub use keys::{KeyTooLong, ManifestTemplate, NotASource, Replacement, SourceKey, Template};
+pub use manifest::{Manifest, ManifestEntry};
 pub use pixels::{
-    probe, probe_start, render, render_owned, render_with_placeholders, working_set, Placeholders, Probe,
-    RenderError, Rendered, Rendition, SourceFormat, PLACEHOLDER_MAX_SIDE,
+    probe, render, render_owned, render_with_placeholders, working_set, Placeholders, Probe, RenderError,
+    Rendered, Rendition, SourceFormat,
 };
-pub use recipe::{Fingerprint, Recipe, RecipeBuilder, MANIFEST_VERSION, PIPELINE_VERSION};
-pub use settings::{Setting, SettingsError, SETTINGS};
-pub use storage::{
-    content_version, Fetched, MemoryStorage, Meta, Object, Storage, StorageError, StoredObject, VersionHasher,
-};
-pub use values::{
-    parse_bool, Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, Widths, DEFAULT_JPEG_QUALITY,
-    DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_WEBP_QUALITY, MAX_WIDTH, MAX_WIDTHS,
-};
+pub use recipe::{Fingerprint, Recipe, RecipeBuilder};
+pub use settings::SettingsError;
+pub use storage::{Fetched, MemoryStorage, Meta, Object, Storage, StorageError, StoredObject};
+pub use values::{Format, Limits, Quality, RecipeError, Rgb, Upscale, Width, Widths};
+
+/// What the adapters (the CLI, the Lambda, the S3 store) need beyond the
+/// root: the metadata names variants carry, the store-facing parts of the
+/// job, the settings table and its parsing, the manifest's URL helpers,
+/// and the defaults and limits they print. An embedder that runs jobs
+/// through [`run_job`] needs none of it.
+pub mod adapter {
+    pub use crate::job::{
+        judge, plan_variants, HEADER_BYTES, META_FINGERPRINT, META_SOURCE, META_SOURCE_VERSION,
+    };
+    pub use crate::keys::{DEFAULT_MANIFEST_TEMPLATE, DEFAULT_TEMPLATE, MAX_KEY_BYTES, SOURCE_EXTENSIONS};
+    pub use crate::manifest::{manifest_owner, relative_key, srcset, url_path};
+    pub use crate::pixels::{probe_start, PLACEHOLDER_MAX_SIDE};
+    pub use crate::recipe::{MANIFEST_VERSION, PIPELINE_VERSION};
+    pub use crate::settings::{Setting, SETTINGS};
+    pub use crate::storage::{content_version, VersionHasher};
+    pub use crate::values::{
+        parse_bool, DEFAULT_JPEG_QUALITY, DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_WEBP_QUALITY,
+        MAX_WIDTH, MAX_WIDTHS,
+    };
+}
 
 /// The pipeline's stages one at a time: the functions [`render`] calls, for
 /// profiling (the stage benchmark in `resize-bench`) or for programs that

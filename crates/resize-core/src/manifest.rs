@@ -83,7 +83,7 @@ impl Manifest {
     /// };
     /// let json = manifest.to_json();
     /// assert!(json.contains(r#""srcset": {"jpeg": "a-360.jpg 360w"}"#));
-    /// assert_eq!(resize_core::manifest_owner(json.as_bytes()), Some("original/trips/a.jpg".into()));
+    /// assert_eq!(resize_core::adapter::manifest_owner(json.as_bytes()), Some("original/trips/a.jpg".into()));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn to_json(&self) -> String {
@@ -225,7 +225,7 @@ fn read_string(s: &str) -> Option<String> {
 /// `../a-360.jpg` from a subfolder.
 ///
 /// ```
-/// use resize_core::relative_key;
+/// use resize_core::adapter::relative_key;
 /// assert_eq!(relative_key("resized/trips/a.json", "resized/trips/a-360.jpg"), "a-360.jpg");
 /// assert_eq!(relative_key("resized/trips/a.json", "resized/trips/360/a.jpg"), "360/a.jpg");
 /// assert_eq!(relative_key("resized/manifests/trips/a.json", "resized/trips/a-360.jpg"), "../../trips/a-360.jpg");
@@ -252,7 +252,7 @@ pub fn relative_key(from: &str, to: &str) -> String {
 /// endpoints.
 ///
 /// ```
-/// use resize_core::url_path;
+/// use resize_core::adapter::url_path;
 /// assert_eq!(url_path("trips/summer 2024/a+b,c-360.jpg"), "trips/summer%202024/a%2Bb%2Cc-360.jpg");
 /// assert_eq!(url_path("100%/#1?.jpg"), "100%25/%231%3F.jpg");
 /// assert_eq!(url_path("naïve.webp"), "na%C3%AFve.webp");
@@ -276,7 +276,7 @@ pub fn url_path(key: &str) -> String {
 /// first, the paths encoded by [`url_path`].
 ///
 /// ```
-/// use resize_core::srcset;
+/// use resize_core::adapter::srcset;
 /// assert_eq!(srcset(&[("a b-720.jpg", 720), ("a b-360.jpg", 360)]), "a%20b-360.jpg 360w, a%20b-720.jpg 720w");
 /// ```
 pub fn srcset(candidates: &[(&str, u32)]) -> String {

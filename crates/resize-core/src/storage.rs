@@ -100,7 +100,7 @@ impl Meta {
 /// sources' versions alike.
 ///
 /// ```
-/// assert_eq!(resize_core::content_version(b""), "d41d8cd98f00b204e9800998ecf8427e");
+/// assert_eq!(resize_core::adapter::content_version(b""), "d41d8cd98f00b204e9800998ecf8427e");
 /// ```
 pub fn content_version(bytes: &[u8]) -> String {
     let mut hasher = VersionHasher::new();
@@ -112,10 +112,10 @@ pub fn content_version(bytes: &[u8]) -> String {
 /// buffer at a time, never whole in memory).
 ///
 /// ```
-/// let mut h = resize_core::VersionHasher::new();
+/// let mut h = resize_core::adapter::VersionHasher::new();
 /// h.update(b"pho");
 /// h.update(b"to");
-/// assert_eq!(h.finish(), resize_core::content_version(b"photo"));
+/// assert_eq!(h.finish(), resize_core::adapter::content_version(b"photo"));
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct VersionHasher(md5::Md5);

@@ -289,7 +289,7 @@ impl Default for Limits {
 /// caller reports naming its setting.
 ///
 /// ```
-/// use resize_core::parse_bool;
+/// use resize_core::adapter::parse_bool;
 /// assert_eq!(parse_bool(" On "), Some(true));
 /// assert_eq!(parse_bool("0"), Some(false));
 /// assert_eq!(parse_bool("maybe"), None);

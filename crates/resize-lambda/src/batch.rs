@@ -236,7 +236,7 @@ fn arguments(given: Option<&Value>) -> Result<Arguments, BatchError> {
             "force" => {
                 let read = match value {
                     Value::Bool(b) => Some(*b),
-                    Value::String(s) => resize_core::parse_bool(s),
+                    Value::String(s) => resize_core::adapter::parse_bool(s),
                     _ => None,
                 };
                 arguments.force = match read {
@@ -393,7 +393,7 @@ mod tests {
         check_args(json!({"force": " TRUE "}), Ok(true));
         check_args(json!({"force": "false"}), Ok(false));
         check_args(json!({"force": true}), Ok(true));
-        // Every boolean setting reads the same words (resize_core::parse_bool).
+        // Every boolean setting reads the same words (resize_core::adapter::parse_bool).
         check_args(json!({"force": "yes"}), Ok(true));
         check_args(json!({"force": "off"}), Ok(false));
         check_args(

@@ -72,7 +72,7 @@ impl Config {
         let flag = |var: &'static str| -> Result<bool, ConfigError> {
             match get(var) {
                 None => Ok(false),
-                Some(v) => resize_core::parse_bool(&v).ok_or(ConfigError::Invalid {
+                Some(v) => resize_core::adapter::parse_bool(&v).ok_or(ConfigError::Invalid {
                     var,
                     token: v.trim().to_owned(),
                     allowed: "true or false",

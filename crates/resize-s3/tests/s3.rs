@@ -6,7 +6,8 @@
 
 use std::ops::ControlFlow;
 
-use resize_core::{Object, Storage, StorageError, META_SOURCE, META_SOURCE_VERSION};
+use resize_core::adapter::{META_SOURCE, META_SOURCE_VERSION};
+use resize_core::{Object, Storage, StorageError};
 use resize_s3::{decode_meta, encode_meta, S3Store};
 use resize_testkit::{World, BUCKET};
 

@@ -211,6 +211,6 @@ fn sources_shaped_like_outputs_and_names_the_cli_keeps() {
         "{reason:?}"
     );
     let state = fs::read(sb.path("own-out/.resize-state.json")).expect("the state file");
-    assert_eq!(resize_core::manifest_owner(&state), None);
+    assert_eq!(resize_core::adapter::manifest_owner(&state), None);
     serde_json::from_slice::<Value>(&state).expect("the state file is the CLI's JSON");
 }

@@ -408,7 +408,7 @@ fn local_to_s3_and_s3_to_local() {
     // A local source's version is the MD5 of its bytes: the ETag S3 gives it.
     let head = world.head("site/trips/a b-50.jpg").expect("variant");
     let meta = head.metadata().cloned().unwrap_or_default();
-    let md5 = resize_core::content_version(&jpeg(3, 200, 100));
+    let md5 = resize_core::adapter::content_version(&jpeg(3, 200, 100));
     assert_eq!(meta["resize-source-etag"], md5);
     assert_eq!(world.dimensions("site/b-50.jpg"), (50, 38));
     // Again: nothing to do.

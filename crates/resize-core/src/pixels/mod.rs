@@ -242,14 +242,15 @@ pub fn probe(bytes: &[u8], limits: Limits) -> Result<Probe, RenderError> {
 /// hold all it reads (a JPEG's segments up to its first scan header, a
 /// PNG's chunks up to its image data); `None` when only the whole file
 /// tells (WebP, TIFF, GIF, or a header longer than `bytes`). What a plan
-/// reads first ([`HEADER_BYTES`](crate::HEADER_BYTES)).
+/// reads first ([`HEADER_BYTES`](crate::adapter::HEADER_BYTES)).
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let mut png = Vec::new();
 /// # image::RgbImage::from_pixel(800, 600, image::Rgb([200, 30, 30]))
 /// #     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-/// use resize_core::{probe, probe_start, Limits};
+/// use resize_core::adapter::probe_start;
+/// use resize_core::{probe, Limits};
 /// let start = probe_start(&png[..64], png.len() as u64, Limits::default())?;
 /// assert_eq!(start, Some(probe(&png, Limits::default())?));
 /// # Ok(()) }

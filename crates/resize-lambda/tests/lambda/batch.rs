@@ -271,7 +271,7 @@ fn bad_jobs_fail_their_tasks_with_the_reason_and_the_invocation_succeeds() {
         &typo,
         &[("t1", "PermanentFailure", says), ("t2", "PermanentFailure", says)],
     );
-    // `yes` is a boolean like everywhere else (resize_core::parse_bool).
+    // `yes` is a boolean like everywhere else (resize_core::adapter::parse_bool).
     let bad_value = v2(json!({"force": "maybe"}), &tasks[..1]);
     check(
         &mut lambda,

@@ -70,7 +70,7 @@ fn lambda_bench() {
             task["job"]["userArguments"] = serde_json::json!({"force": "true"});
             task["tasks"][0]["taskId"] = Value::from(format!("t{i}"));
             // Keys arrive percent-encoded.
-            task["tasks"][0]["s3Key"] = Value::from(resize_core::url_path(key));
+            task["tasks"][0]["s3Key"] = Value::from(resize_core::adapter::url_path(key));
             let before = lambda.cpu_seconds();
             let answer = lambda.invoke(&task).response();
             batch_cpu.push(lambda.cpu_seconds() - before);
