@@ -30,7 +30,7 @@ use resize_s3::S3Store;
 
 use crate::args::Args;
 use crate::cloud::Cloud;
-use crate::fs_storage::FsStorage;
+use crate::fs_storage::{LocalRun, OutDir, SourceFiles};
 use crate::location::{Location, S3Url};
 use crate::report::{ImageLine, Summary};
 
@@ -39,12 +39,11 @@ use crate::report::{ImageLine, Summary};
 static ALLOCATOR: huge_pages::HugePages = huge_pages::HugePages;
 
 /// Where variants are written and where local sources are read. A local
-/// `--out` store does both: it knows the walked files, and reads a source
-/// from where the walk found it. With an S3 `--out`, local sources have a
-/// read-only store of their own.
+/// `--out` run reads and writes through both of its stores; with an S3
+/// `--out`, the walked files are read from where they are.
 enum Stores {
-    Local(FsStorage),
-    S3 { sources: FsStorage, out: S3Store },
+    Local(LocalRun),
+    S3 { sources: SourceFiles, out: S3Store },
 }
 
 impl Stores {
@@ -147,8 +146,10 @@ fn run(args: &Args) -> Result<Summary, Failure> {
     };
     let mut lines = work::run(&work);
     progress.finish();
-    if let (false, Stores::Local(fs)) = (args.dry_run, &stores) {
-        fs.state
+    if let (false, Stores::Local(local)) = (args.dry_run, &stores) {
+        local
+            .out
+            .state
             .flush()
             .context("cannot update the output directory's state file")
             .map_err(Failure::Other)?;
@@ -222,11 +223,12 @@ impl Stores {
         dry_run: bool,
     ) -> Result<Stores, Failure> {
         Ok(match (out, cloud) {
-            (Location::Local(dir), _) => {
-                Stores::Local(FsStorage::new(dir, &walked.files, dry_run).map_err(Failure::Usage)?)
-            }
+            (Location::Local(dir), _) => Stores::Local(LocalRun {
+                sources: SourceFiles::new(&walked.files),
+                out: OutDir::new(dir, &walked.files, dry_run).map_err(Failure::Usage)?,
+            }),
             (Location::S3(url), Some(cloud)) => Stores::S3 {
-                sources: FsStorage::sources_only(&walked.files),
+                sources: SourceFiles::new(&walked.files),
                 out: cloud.destination(url),
             },
             // An S3 `--out` connects the cloud.

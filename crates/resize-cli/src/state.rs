@@ -100,19 +100,6 @@ impl State {
         }
     }
 
-    /// The state of no output root, for a storage that only reads
-    /// sources: nothing known, nothing ever recorded.
-    pub fn none() -> State {
-        State {
-            root: PathBuf::new(),
-            entries: Mutex::new(Entries {
-                known: BTreeMap::new(),
-                unmerged: BTreeMap::new(),
-                merged: Instant::now(),
-            }),
-        }
-    }
-
     fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while the lock was held left whole maps behind: every
         // change is one `insert` or `clear`.
