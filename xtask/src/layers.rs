@@ -8,7 +8,8 @@
 //!
 //! The table below is the layering; ARCHITECTURE.md and resize-core's
 //! `lib.rs` must state the same line, so the documents and the check
-//! cannot drift apart.
+//! cannot drift apart. The adapters (resize-cli, resize-lambda, resize-s3)
+//! have no layers, but their files may not name each other in a circle.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -74,9 +75,12 @@ pub fn run(root: &Path) -> Result<()> {
             "crates/resize-core/src/lib.rs does not state the layers as checked: `// {line}`"
         ));
     }
+    for adapter in ["resize-cli", "resize-lambda", "resize-s3"] {
+        problems.extend(adapter_circles(&root.join("crates").join(adapter).join("src"))?);
+    }
     if problems.is_empty() {
         eprintln!(
-            "layers: resize-core's {} modules only name lower layers",
+            "layers: resize-core's {} modules only name lower layers; no circles between the adapters' files",
             found.len()
         );
         return Ok(());
@@ -86,6 +90,65 @@ pub fn run(root: &Path) -> Result<()> {
         problems.len(),
         problems.join("\n  ")
     )
+}
+
+/// Circles between the files of an adapter crate (`src/*.rs`, the crate
+/// root aside): a file that names a module (`crate::x`) which names it
+/// back, directly or through others. Each circle is said once.
+fn adapter_circles(src: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for path in crate::files_under(src)? {
+        let Some(name) = path.file_stem().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if path.extension().is_none_or(|e| e != "rs") || name == "main" || name == "lib" {
+            continue;
+        }
+        let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let named = crate_paths(&code_of(&text)).into_iter().map(|(_, m)| m).collect();
+        names.push((name.to_owned(), named));
+    }
+    let crate_name = src
+        .parent()
+        .and_then(|c| c.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("?");
+    Ok(circles(&names)
+        .into_iter()
+        .map(|c| {
+            format!(
+                "{crate_name}: its files name each other in a circle: {}",
+                c.join(" → ")
+            )
+        })
+        .collect())
+}
+
+/// Every circle in a graph of modules and the modules each names, as the
+/// path from its least module back to it.
+fn circles(graph: &[(String, BTreeSet<String>)]) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    let names = |m: &str| graph.iter().find(|(n, _)| n == m).map(|(_, d)| d);
+    // From each module, paths through greater modules only, so that a
+    // circle is found once, from its least member.
+    for (start, _) in graph {
+        let mut stack = vec![vec![start.clone()]];
+        while let Some(path) = stack.pop() {
+            let Some(last) = path.last() else { continue };
+            for next in names(last).into_iter().flatten() {
+                if next == start {
+                    let mut circle = path.clone();
+                    circle.push(start.clone());
+                    found.push(circle);
+                } else if next > start && !path.contains(next) && names(next).is_some() {
+                    let mut longer = path.clone();
+                    longer.push(next.clone());
+                    stack.push(longer);
+                }
+            }
+        }
+    }
+    found
 }
 
 /// The layers as ARCHITECTURE.md writes them: `` `a` → `b`, `c` → … ``.
@@ -256,5 +319,24 @@ mod tests {
     fn architecture_line() {
         assert!(layers_line()
             .starts_with("`values`, `fixtures` → `geometry` → `keys` → `recipe` → `pixels`, `storage`"));
+    }
+
+    #[test]
+    fn circles_are_found_once_from_their_least_module() {
+        let graph = |edges: &[(&str, &[&str])]| -> Vec<(String, BTreeSet<String>)> {
+            edges
+                .iter()
+                .map(|(m, d)| ((*m).to_owned(), d.iter().map(|s| (*s).to_owned()).collect()))
+                .collect()
+        };
+        let check = |edges: &[(&str, &[&str])], want: &[&str]| {
+            let got: Vec<String> = circles(&graph(edges)).iter().map(|c| c.join(" → ")).collect();
+            assert_eq!(got, want, "{edges:?}");
+        };
+        check(&[("a", &["b"]), ("b", &[])], &[]);
+        check(&[("a", &["b"]), ("b", &["a"])], &["a → b → a"]);
+        check(&[("b", &["c"]), ("c", &["a"]), ("a", &["b"])], &["a → b → c → a"]);
+        // A module outside the crate's files (`std`, the root) is no circle.
+        check(&[("a", &["x"]), ("b", &["a"])], &[]);
     }
 }

@@ -9,6 +9,7 @@
 //!   `error_chain` prints after it;
 //! - no function in a crate's `src/` (outside tests) is longer than
 //!   [`MAX_FN_LINES`] lines;
+//! - no pending insta snapshot (`*.snap.new`) under `crates/`;
 //! - the release profile never sets `panic = "abort"` (the CLI contains panics per image);
 //! - the crates `release` leaves unoptimised (`[profile.release.package]`, for
 //!   a short first build) are exactly those `perf` optimises again, each one
@@ -82,6 +83,18 @@ pub fn run(root: &Path) -> Result<()> {
             }
             prev = line;
         }
+    }
+    // A pending snapshot (`cargo insta` not yet run) is no test's truth.
+    for pending in crate::files_under(&root.join("crates"))?.into_iter().filter(|p| {
+        p.to_str()
+            .is_some_and(|p| p.ends_with(".snap.new") && !p.contains("/target/"))
+    }) {
+        let rel = pending
+            .strip_prefix(root)
+            .unwrap_or(&pending)
+            .display()
+            .to_string();
+        problems.push(format!("{rel}: a pending insta snapshot; accept or delete it"));
     }
     let manifest = fs::read_to_string(root.join("Cargo.toml"))?;
     if manifest
