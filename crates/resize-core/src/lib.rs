@@ -57,6 +57,8 @@
 //! Rust.
 
 #![warn(missing_docs)]
+// Every type a public item returns or holds can be named by an embedder.
+#![warn(unnameable_types)]
 
 // Layers, lowest first (ARCHITECTURE.md; `cargo xtask ci` checks that each
 // module names only modules of lower layers, and that this line and

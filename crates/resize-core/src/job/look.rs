@@ -7,7 +7,7 @@ use super::judge::{judge, Found, META_SOURCE};
 use super::outcome::{JobError, Skip, Stop, Variant};
 use crate::manifest::manifest_owner;
 use crate::pixels::{self, Probe, RenderError};
-use crate::recipe::Recipe;
+use crate::recipe::{Fingerprint, Recipe};
 use crate::storage::{Fetched, Meta, Storage, StorageError};
 
 /// How much of a source a plan reads first: enough for the headers of
@@ -200,12 +200,13 @@ fn judge_manifest(
 }
 
 /// What a plan's keys hold: per variant (in plan order) its [`Found`],
-/// whether it is current only by modification time (a store without its
-/// metadata) and its stored size; then the manifest's key, [`Found`] and
-/// the same by-time flag, when the recipe writes one.
+/// the fingerprint it was judged by when it is current only by
+/// modification time (a store without its metadata: to be recorded with
+/// it), and its stored size; then the manifest's key, [`Found`] and the
+/// same by-time flag, when the recipe writes one.
 pub(super) struct Looked<'k> {
     pub(super) found: Vec<Found>,
-    pub(super) by_time: Vec<bool>,
+    pub(super) by_time: Vec<Option<Fingerprint>>,
     pub(super) sizes: Vec<Option<u64>>,
     pub(super) manifest: Option<(&'k str, Found, bool)>,
 }
@@ -246,11 +247,11 @@ pub(super) fn look<'k>(
     };
     for variant in variants {
         let head = next_head(&variant.key)?;
-        looked
-            .by_time
-            .push(head.as_ref().is_some_and(|m| m.metadata.is_none()));
+        let fingerprint = recipe.fingerprint(variant.format);
+        let by_time = head.as_ref().is_some_and(|m| m.metadata.is_none());
+        looked.by_time.push(by_time.then_some(fingerprint));
         looked.sizes.push(head.as_ref().and_then(|m| m.size));
-        let judged = judge(key, source, head.as_ref(), recipe.fingerprint(variant.format));
+        let judged = judge(key, source, head.as_ref(), fingerprint);
         if let Found::OtherSource(owner) = judged {
             return Err(JobError::Taken {
                 variant: variant.key.clone(),

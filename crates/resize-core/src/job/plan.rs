@@ -231,8 +231,8 @@ fn plan_steps(
     for (((variant, found), decision), by_time) in each {
         // Kept as current by time: recorded with today's metadata, which a
         // store without it judges by next time.
-        if by_time && decision == Decision::Keep {
-            adopt.push((variant.key.clone(), recipe.fingerprint(variant.format)));
+        if let (Some(fingerprint), Decision::Keep) = (by_time, decision) {
+            adopt.push((variant.key.clone(), fingerprint));
         }
         planned.push(Planned {
             variant,
