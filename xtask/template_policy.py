@@ -6,7 +6,8 @@ belongs to one of three principals, and each may do only its job:
 
 - the function's role: read the source prefix (objects and named versions),
   read and write the destination prefix (and delete there), list the bucket
-  only under those two prefixes, send to the template's own failure queue;
+  only under those two prefixes, send to the template's own failure queue
+  and read it back (the replay trigger);
 - the role S3 Batch Operations assumes (trusted by that service alone):
   invoke this template's function, read manifests and write reports under
   the batch prefix, put the inventory configuration the manifest generator
@@ -33,14 +34,19 @@ INVENTORY = "arn:aws:s3:::${BucketName}/${BatchPrefix}/inventory/*"
 BATCH_SERVICE = "batchoperations.s3.amazonaws.com"
 INVENTORY_SERVICE = "s3.amazonaws.com"
 
-# Which actions each principal may take on each resource. `function:` and
-# `queue:` name the template's own function and queues (Fn::GetAtt).
+# Which actions each principal may take on each resource. `function:` names
+# the template's own function, `queue:NAME` its queue NAME (Fn::GetAtt).
 ALLOWED = {
     "function": {
         SOURCE: {"s3:GetObject", "s3:GetObjectVersion"},
         DEST: {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
         BUCKET: {"s3:ListBucket"},
-        "queue:": {"sqs:SendMessage"},
+        "queue:FailedEvents": {
+            "sqs:SendMessage",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+        },
     },
     "batch": {
         BATCH: {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"},
@@ -126,7 +132,7 @@ def resource_text(r, resources):
             target = target.split(".")[0]
         kind = resources.get(target, {}).get("Type")
         if kind == "AWS::SQS::Queue":
-            return "queue:"
+            return f"queue:{target}"
         if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
             return "function:"
     return json.dumps(r)
@@ -235,6 +241,12 @@ def self_test(template):
         "a role anyone may assume": lambda t: trust(t, "*"),
         "a role Lambda may assume": lambda t: trust(t, {"Service": ["lambda.amazonaws.com", BATCH_SERVICE]}),
         "inventory delivery from any account": unconditioned,
+        "the function reading another queue": add(
+            "ResizeFunction", allow("sqs:ReceiveMessage", {"Fn::GetAtt": ["FailedReplays", "Arn"]})
+        ),
+        "the function purging its failure queue": add(
+            "ResizeFunction", allow("sqs:PurgeQueue", {"Fn::GetAtt": ["FailedEvents", "Arn"]})
+        ),
     }
     for what, edit in cases.items():
         if not problems(broken(edit)):

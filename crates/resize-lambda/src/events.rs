@@ -1,6 +1,8 @@
 //! Event documents in, tasks out: S3 notifications (direct, inside SQS
 //! messages, inside SNS notifications), EventBridge "Object Created" /
-//! "Object Deleted" events and S3 Batch Operations jobs ([`crate::batch`]). Parsing is pure and never fails: shapes we do
+//! "Object Deleted" events, S3 Batch Operations jobs ([`crate::batch`]) and the
+//! failure records of an on-failure destination, run as their original event so a
+//! failure queue can be replayed. Parsing is pure and never fails: shapes we do
 //! not know are reported as ignored, so they are logged, not retried.
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -56,6 +58,10 @@ pub enum Ignored {
     /// An EventBridge event other than a creation or a deletion.
     #[error("eventbridge `{0}` is not handled")]
     EventBridgeNotHandled(String),
+    /// A failure record whose original event is one no asynchronous
+    /// invocation sends (SQS, Batch Operations, another failure record).
+    #[error("failure record of a {0} invocation, which is not replayed")]
+    FailureOf(&'static str),
 }
 
 /// What to do for one object.
@@ -151,6 +157,9 @@ pub fn parse(payload: &Value) -> Invocation {
     if payload.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
         return Invocation::Ignored(Ignored::TestEvent);
     }
+    if let Some(original) = failure_record(payload) {
+        return replay(original);
+    }
     if payload.get("source").and_then(Value::as_str) == Some("aws.s3") {
         return match eventbridge(payload) {
             Ok(task) => Invocation::Direct {
@@ -219,6 +228,32 @@ fn records_of(records: &[Value]) -> Invocation {
         }
     }
     Invocation::Direct { tasks, ignored }
+}
+
+/// The original event of a Lambda failure record: what an asynchronous
+/// invocation's on-failure destination receives once Lambda's retries are
+/// spent (`requestContext`, `requestPayload`, `responseContext`, …). The
+/// failure queue holds these, so replaying it runs them again.
+fn failure_record(payload: &Value) -> Option<&Value> {
+    let context = payload.get("requestContext")?;
+    context.get("functionArn")?;
+    payload.get("requestPayload")
+}
+
+/// A failure record's original event, run as it was first sent: an S3
+/// notification, SNS's envelope of one or an EventBridge event.
+fn replay(original: &Value) -> Invocation {
+    // A record of a record would replay an event Lambda never sends twice
+    // wrapped; an SQS or Batch Operations invocation is synchronous and
+    // has no failure records of this shape.
+    if failure_record(original).is_some() {
+        return Invocation::Ignored(Ignored::FailureOf("failure-record"));
+    }
+    match parse(original) {
+        Invocation::Sqs(_) => Invocation::Ignored(Ignored::FailureOf("sqs")),
+        Invocation::Batch(_) => Invocation::Ignored(Ignored::FailureOf("batch operations")),
+        other => other,
+    }
 }
 
 fn s3_record(record: &Value) -> Result<Task, Ignored> {
@@ -299,6 +334,74 @@ mod tests {
                 key: "original/a b.jpg".into(),
                 etag: Some("e1".into())
             }]
+        );
+    }
+
+    /// A Lambda on-failure destination record, as the failure queue holds
+    /// it, around `original`.
+    fn failure_record(original: Value) -> Value {
+        json!({
+            "version": "1.0",
+            "timestamp": "2026-12-08T01:02:03.456Z",
+            "requestContext": {
+                "requestId": "c3f1",
+                "functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:resize:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": 3
+            },
+            "requestPayload": original,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": {"errorMessage": "1 record(s) failed transiently and will be retried"}
+        })
+    }
+
+    /// Failure records run as their original event, directly and inside
+    /// the SQS messages of a failure queue; what an asynchronous invocation
+    /// never sends is ignored with its reason.
+    #[test]
+    fn failure_records_replay_their_original_event() {
+        let created = Task::Created {
+            bucket: "b".into(),
+            key: "original/a b.jpg".into(),
+            etag: Some("e1".into()),
+        };
+        let s3: Value = serde_json::from_str(&s3_event("original/a+b.jpg")).unwrap();
+        let direct = |tasks: Vec<Task>| Invocation::Direct {
+            tasks,
+            ignored: Vec::new(),
+        };
+        let sqs_of = |body: Value| json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": body.to_string()}]});
+        let eventbridge = json!({"source": "aws.s3", "detail-type": "Object Created",
+            "detail": {"bucket": {"name": "b"}, "object": {"key": "original/a b.jpg", "etag": "e1"}}});
+        let sns = json!({"Records": [{"Sns": {"Message": s3_event("original/a+b.jpg")}}]});
+        let check = |payload: Value, want: Invocation| assert_eq!(parse(&payload), want, "{payload}");
+        check(failure_record(s3.clone()), direct(vec![created.clone()]));
+        check(failure_record(eventbridge), direct(vec![created.clone()]));
+        check(failure_record(sns), direct(vec![created.clone()]));
+        check(
+            sqs_of(failure_record(s3.clone())),
+            Invocation::Sqs(vec![SqsItem {
+                message_id: "m1".into(),
+                tasks: vec![created],
+                ignored: None,
+            }]),
+        );
+        check(
+            failure_record(sqs_of(s3.clone())),
+            Invocation::Ignored(Ignored::FailureOf("sqs")),
+        );
+        check(
+            failure_record(failure_record(s3.clone())),
+            Invocation::Ignored(Ignored::FailureOf("failure-record")),
+        );
+        check(
+            failure_record(json!({"unknown": true})),
+            Invocation::Ignored(Ignored::UnknownShape),
+        );
+        // Without its request context, a `requestPayload` is no failure record.
+        check(
+            json!({"requestPayload": s3}),
+            Invocation::Ignored(Ignored::UnknownShape),
         );
     }
 

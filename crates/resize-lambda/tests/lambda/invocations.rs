@@ -410,6 +410,28 @@ fn objects_carrying_variant_metadata_are_not_sources() {
     lambda.stdout_with("object is a variant made by resize");
 }
 
+/// A failure record (what the on-failure destination, the failure queue,
+/// holds once Lambda's retries are spent) runs as its original event, sent
+/// directly and inside an SQS message: the failure queue can be replayed.
+#[test]
+fn failure_records_replay_their_original_event() {
+    let world = World::new().expect("an S3 world: moto and a bucket");
+    world.put_fixture("original/replayed/r.jpg", "images/photo-4x3.jpg");
+    let mut lambda = Lambda::start(&world, &[("SIZES", "360")]);
+    let record = event("on-failure");
+    assert_eq!(lambda.invoke(&record).response(), summary(1, 1, 0, 0, json!([])));
+    let variants = [("resized/replayed/r-360.jpg", 360, 270)];
+    check_variants(&world, "original/replayed/r.jpg", "resized/replayed/", &variants);
+    // Again through a queue, as an SQS trigger on the failure queue sends it:
+    // current by now, and the message succeeds.
+    let mut message = event("sqs")["Records"][0].clone();
+    message["body"] = json!(record.to_string());
+    let answer = lambda.invoke(&json!({ "Records": [message] })).response();
+    assert_eq!(answer, json!({ "batchItemFailures": [] }));
+    check_variants(&world, "original/replayed/r.jpg", "resized/replayed/", &variants);
+    lambda.stdout_with("all variants are up to date");
+}
+
 #[test]
 fn sqs_batch() {
     let world = World::new().expect("an S3 world: moto and a bucket");
