@@ -7,7 +7,9 @@ belongs to one of three principals, and each may do only its job:
 - the function's role: read the source prefix (objects and named versions),
   read and write the destination prefix (and delete there), list the bucket
   only under those two prefixes, send to the template's own failure queue
-  and read it back (the replay trigger);
+  and read it back (the replay trigger), use the bucket's KMS key when the
+  `KmsKeyArn` parameter names one (decrypt sources, generate data keys for
+  variants);
 - the role S3 Batch Operations assumes (trusted by that service alone):
   invoke this template's function, read manifests and write reports under
   the batch prefix, put the inventory configuration the manifest generator
@@ -47,6 +49,8 @@ ALLOWED = {
             "sqs:DeleteMessage",
             "sqs:GetQueueAttributes",
         },
+        # An SSE-KMS bucket's key, when the KmsKeyArn parameter names one.
+        "ref:KmsKeyArn": {"kms:Decrypt", "kms:GenerateDataKey"},
     },
     "batch": {
         BATCH: {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"},
@@ -126,6 +130,8 @@ def resource_text(r, resources):
     text = sub_text(r)
     if text is not None:
         return text
+    if isinstance(r, dict) and isinstance(r.get("Ref"), str):
+        return f"ref:{r['Ref']}"
     if isinstance(r, dict) and "Fn::GetAtt" in r:
         target = as_list(r["Fn::GetAtt"])[0]
         if isinstance(target, str) and "." in target:
@@ -243,6 +249,12 @@ def self_test(template):
         "inventory delivery from any account": unconditioned,
         "the function reading another queue": add(
             "ResizeFunction", allow("sqs:ReceiveMessage", {"Fn::GetAtt": ["FailedReplays", "Arn"]})
+        ),
+        "the function encrypting with the bucket's key": add(
+            "ResizeFunction", allow("kms:Encrypt", {"Ref": "KmsKeyArn"})
+        ),
+        "the function using a key named by another parameter": add(
+            "ResizeFunction", allow("kms:Decrypt", {"Ref": "AlarmTopicArn"})
         ),
         "the function purging its failure queue": add(
             "ResizeFunction", allow("sqs:PurgeQueue", {"Fn::GetAtt": ["FailedEvents", "Arn"]})
