@@ -99,7 +99,12 @@ impl TaskResult {
 
     /// Whether the task failed in a way a retry could fix.
     pub fn is_transient_failure(&self) -> bool {
-        matches!(self.fate(), Fate::Failed { transient: true, .. })
+        // Read directly: `fate` would print the error's chain to answer a yes or no.
+        match self {
+            TaskResult::Job(report) => matches!(&report.outcome, Outcome::Failed(e) if e.is_transient()),
+            TaskResult::Skipped(_) => false,
+            TaskResult::Failed { transient, .. } => *transient,
+        }
     }
 
     /// How Batch Operations should count the task.
